@@ -1,0 +1,158 @@
+"""Deliberately plain reference implementations, straight from the design
+page's formulas, one request type and one candidate at a time. The fast code
+must agree with these; nothing here is meant to be quick."""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+
+from idn.model.network import IDN, Model, Node
+
+
+def candidate_lists(idn: IDN, sources: list[str]):
+    """[(source, task, [(node, model, cost, capacity, permanent), ...])] built
+    by brute force: every path node and every model of the task, sorted, cut."""
+    out = []
+    repos = [n.id for n in idn.nodes if n.repository]
+    order = {n.id: i for i, n in enumerate(idn.nodes)}
+    for s in sorted(sources, key=order.get):
+        best = None
+        for r in repos:
+            for p in nx.all_simple_paths(idn.graph, s, r) if s != r else [[s]]:
+                lat = sum(idn.graph[a][b]["latency_ms"] for a, b in zip(p[:-1], p[1:]))
+                key = (round(lat, 9), [order[u] for u in p])
+                if best is None or key < best[0]:
+                    best = (key, p)
+        path = best[1]
+        for t in idn.tasks:
+            cands = []
+            rtt = 0.0
+            for k, v in enumerate(path):
+                if k > 0:
+                    rtt += 2 * idn.graph[path[k - 1]][v]["latency_ms"]
+                node = idn.nodes[order[v]]
+                for mi, m in enumerate(idn.models):
+                    if m.task != t:
+                        continue
+                    if not node.repository and m.size_mb > node.budget_mb + 1e-9:
+                        continue
+                    tau = m.service_ms[node.hardware] / node.speed
+                    cost = rtt + tau + idn.alpha * 100 * (1 - m.accuracy)
+                    cap = math.inf if node.repository else node.workers * idn.slot_seconds * 1000 / tau
+                    cands.append((cost, k, mi, order[v], cap, node.repository))
+            cands.sort(key=lambda c: (c[0], c[1], c[2]))
+            cut = next(i for i, c in enumerate(cands) if c[5]) + 1
+            out.append((s, t, [(c[3], c[2], c[0], c[4], c[5]) for c in cands[:cut]]))
+    return out
+
+
+def shares(lists, counts):
+    """l per entry, section 5."""
+    demand = {}
+    for (_, _, cands), r in zip(lists, counts):
+        for v, m, _, _, perm in cands:
+            if not perm:
+                demand[(v, m)] = demand.get((v, m), 0.0) + r
+    out = []
+    for (_, _, cands), r in zip(lists, counts):
+        row = []
+        for v, m, _, cap, perm in cands:
+            if perm:
+                row.append(math.inf)
+            else:
+                d = demand[(v, m)]
+                row.append(cap * r / d if d > 0 else 0.0)
+        out.append(row)
+    return out
+
+
+def serve(lists, counts, share, y):
+    """(served per entry, cost, gain in the cost form, gain in the telescoped form)."""
+    served, cost, gain_cost, gain_tele = [], 0.0, 0.0, 0.0
+    for (_, _, cands), r, ls in zip(lists, counts, share):
+        left = r
+        row = []
+        for k, (v, m, c, _, perm) in enumerate(cands):
+            if k == len(cands) - 1:
+                z = left
+            else:
+                z = min(ls[k] * y[v][m], left)
+            left -= z
+            row.append(z)
+            cost += c * z
+        served.append(row)
+        ck = cands[-1][2]
+        gain_cost += ck * r - sum(z * cd[2] for z, cd in zip(row, cands))
+        for k in range(len(cands) - 1):
+            cum = sum(ls[j] * y[cands[j][0]][cands[j][1]] for j in range(k + 1))
+            gain_tele += (cands[k + 1][2] - cands[k][2]) * min(r, cum)
+    return served, cost, gain_cost, gain_tele
+
+
+def supergradient(lists, counts, share, y, n_nodes, n_models):
+    g = [[0.0] * n_models for _ in range(n_nodes)]
+    for (_, _, cands), r, ls in zip(lists, counts, share):
+        K = len(cands)
+        for k in range(K - 1):
+            v, m = cands[k][0], cands[k][1]
+            total = 0.0
+            for k2 in range(k, K - 1):
+                cum = sum(ls[j] * y[cands[j][0]][cands[j][1]] for j in range(k2 + 1))
+                if cum < r:
+                    total += cands[k2 + 1][2] - cands[k2][2]
+            g[v][m] += ls[k] * total
+    return g
+
+
+def random_idn(rng: np.random.Generator, n_nodes: int = 6, n_tasks: int = 2, models_per_task: int = 3, alpha=None) -> IDN:
+    """A random connected IDN with one or two repositories, for property tests."""
+    tiers = ["access", "edge", "regional"]
+    n_repo = min(1 + int(rng.random() < 0.3), n_nodes - 1)
+    nodes = []
+    for i in range(n_nodes):
+        repo = i >= n_nodes - n_repo
+        nodes.append(
+            Node(
+                id=f"n{i}",
+                tier="cloud" if repo else tiers[int(rng.integers(0, 3))],
+                hardware=["cpu", "gpu"][int(rng.integers(0, 2))],
+                speed=float(rng.uniform(0.2, 2.0)),
+                workers=int(rng.integers(1, 4)),
+                budget_mb=float(rng.uniform(0, 200)),
+                repository=repo,
+            )
+        )
+    g = nx.Graph()
+    g.add_nodes_from(n.id for n in nodes)
+    for i in range(1, n_nodes):
+        j = int(rng.integers(0, i))
+        g.add_edge(f"n{i}", f"n{j}", latency_ms=float(rng.choice([1.0, 2.0, 5.0, rng.uniform(0.5, 20)])))
+    for _ in range(n_nodes // 2):
+        a, b = rng.choice(n_nodes, 2, replace=False)
+        g.add_edge(f"n{a}", f"n{b}", latency_ms=float(rng.uniform(0.5, 20)))
+    tasks = [f"t{i}" for i in range(n_tasks)]
+    models = []
+    for t in tasks:
+        for j in range(models_per_task):
+            models.append(
+                Model(
+                    id=f"{t}/m{j}",
+                    task=t,
+                    accuracy=float(rng.uniform(0.5, 0.95)),
+                    size_mb=float(rng.choice([10.0, 20.0, rng.uniform(5, 150)])),
+                    service_ms={"cpu": float(rng.uniform(5, 100)), "gpu": float(rng.uniform(1, 20))},
+                )
+            )
+    return IDN(
+        name="random",
+        nodes=nodes,
+        graph=g,
+        tasks=tasks,
+        models=models,
+        alpha=float(rng.uniform(0.1, 5)) if alpha is None else alpha,
+        slot_seconds=float(rng.choice([0.05, 0.1, 1.0])),
+        sources=[n.id for n in nodes if not n.repository],
+    )
