@@ -138,7 +138,7 @@ def build_request_types(idn: IDN, sources: list[str] | None = None) -> RequestTy
     cols: dict[str, list[np.ndarray]] = {
         "node": [empty_i], "model": [empty_i], "hop": [empty_i], "cost": [empty_f], "lat": [empty_f], "cap": [empty_f]
     }
-    type_source, type_task, path_chunks, lengths = [], [], [empty_i], []
+    type_source, type_task, path_chunks, lengths = [], [], [], []
     for s in src_idx:
         path = paths[s]
         hop_lat = [0.0]
@@ -181,7 +181,7 @@ def build_request_types(idn: IDN, sources: list[str] | None = None) -> RequestTy
         source=np.asarray(type_source, dtype=np.int64),
         task=np.asarray(type_task, dtype=np.int64),
         path_offsets=path_offsets,
-        path_nodes=np.concatenate(path_chunks).astype(np.int64),
+        path_nodes=np.concatenate([empty_i, *path_chunks]).astype(np.int64),
         offsets=offsets,
         entry_type=entry_type,
         node=node,
