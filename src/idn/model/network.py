@@ -8,7 +8,7 @@ only for files and people.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import networkx as nx
@@ -49,6 +49,21 @@ class IDN:
     slot_seconds: float = 1.0
     sources: list[str] = field(default_factory=list)  # where requests enter by default
     workload: dict | None = None  # default workload spec (see idn.workloads)
+
+    def with_changes(
+        self, alpha: float | None = None, budget_scale: float = 1.0, slot_seconds: float | None = None
+    ) -> IDN:
+        """A copy with another alpha, slot length, or every budget scaled
+        (the knobs experiment sweeps turn); derived arrays are rebuilt."""
+        if budget_scale < 0:
+            raise ValueError(f"budget_scale must be >= 0, got {budget_scale}")
+        nodes = [replace(n, budget_mb=n.budget_mb * budget_scale) for n in self.nodes]
+        return IDN(
+            name=self.name, nodes=nodes, graph=self.graph, tasks=list(self.tasks), models=list(self.models),
+            alpha=self.alpha if alpha is None else float(alpha),
+            slot_seconds=self.slot_seconds if slot_seconds is None else float(slot_seconds),
+            sources=list(self.sources), workload=self.workload,
+        )  # fmt: skip
 
     # ---- indexes -------------------------------------------------------
     @cached_property
