@@ -67,8 +67,6 @@ def run_to_dir(
     progress: bool = True,
 ) -> dict:
     """``idn run``: summary.json, slots.csv and allocation.json in out."""
-    from ..policies.bounds import bounds
-
     policy = make_policy(policy_name, **(params or {}))
     trace = default_trace(idn, slots, seed) if trace is None else trace
     rt = request_types_for(idn, trace)
@@ -83,6 +81,8 @@ def run_to_dir(
     summary["seed"] = seed
     summary["params"] = result.params
     if with_bound:
+        from ..policies.bounds import bounds
+
         summary = with_bounds(summary, bounds(rt, counts), dynamic=not policy.offline)
     write_result(out, result, summary, idn)
     return summary
