@@ -83,12 +83,20 @@ def test_same_seed_same_run_and_clone():
 
 
 def test_infida_learns_on_a_stationary_workload():
-    """The second half beats the first, and beats serving from the cloud."""
-    _, idn, rt, counts = _instance(5, slots=300)
-    s = run_policy(rt, Infida(), counts, seed=0).slots
-    first, second = s["gain"][:30].mean(), s["gain"][150:].mean()
-    assert second > 0
-    assert second >= first
+    """The fractional state climbs the objective: at the end of the run its
+    gain on the trace is at least the uniform starting point's, on every instance."""
+    for seed in range(5):
+        _, idn, rt, counts = _instance(seed, slots=200)
+        policy = Infida().start(rt, seed=0)
+        shares = [serving.capacity_share(rt, c) for c in counts]
+
+        def objective(y):
+            return sum(serving.gain(rt, c, y, l) for c, l in zip(counts, shares))
+
+        start = objective(policy.state())
+        for c, l in zip(counts, shares):
+            policy.learn(c, l)
+        assert objective(policy.state()) >= start - 1e-9 * abs(start)
 
 
 def test_offline_needs_trace_and_is_static():
