@@ -23,7 +23,9 @@ def candidate_lists(idn: IDN, sources: list[str]):
         for r in repos:
             for p in nx.all_simple_paths(idn.graph, s, r) if s != r else [[s]]:
                 lat = sum(idn.graph[a][b]["latency_ms"] for a, b in zip(p[:-1], p[1:]))
-                key = (round(lat, 9), [order[u] for u in p])
+                # nearest repository; ties: lower repository index, then the
+                # lexicographically smallest path by node order
+                key = (round(lat, 9), order[r], [order[u] for u in p])
                 if best is None or key < best[0]:
                     best = (key, p)
         path = best[1]
@@ -156,3 +158,90 @@ def random_idn(rng: np.random.Generator, n_nodes: int = 6, n_tasks: int = 2, mod
         slot_seconds=float(rng.choice([0.05, 0.1, 1.0])),
         sources=[n.id for n in nodes if not n.repository],
     )
+
+
+# ---- INFIDA, one slot, deliberately plain (design page, section 8) ----------
+def project_plain(y_hat, sizes, budget, min_y=1e-12):
+    """Bregman projection onto {y in [0,1]^n : s.y = b} by sorting y_hat:
+    min(1, c y_hat) with the k largest capped, k the first count for which the
+    next one stays below 1. Zeros, the everything-fits case and the floor as
+    in idn.policies.projection."""
+    n = len(y_hat)
+    total = sum(sizes)
+    if budget >= total:
+        return [1.0] * n
+    pos = [i for i in range(n) if y_hat[i] > 0]
+    s_pos = sum(sizes[i] for i in pos)
+    if budget <= 0:
+        y = [0.0] * n
+    elif s_pos <= budget:  # positives at 1, the zeros share the rest
+        rest = (budget - s_pos) / (total - s_pos)
+        y = [1.0 if y_hat[i] > 0 else rest for i in range(n)]
+    else:
+        order = sorted(pos, key=lambda i: -y_hat[i])
+        mass_from = [0.0] * (len(order) + 1)  # mass of order[k:], summed from the small end
+        for k in range(len(order) - 1, -1, -1):
+            mass_from[k] = mass_from[k + 1] + sizes[order[k]] * y_hat[order[k]]
+        capped = 0.0
+        for k, i in enumerate(order):
+            c = (budget - capped) / mass_from[k]
+            if c * y_hat[i] < 1.0:
+                break
+            capped += sizes[i]
+        y = [min(1.0, c * y_hat[i]) for i in range(n)]
+    u = min(1.0, budget / total)
+    floor = min(min_y, 0.5 * u)
+    lam = max([(floor - v) / (u - v) for v in y if v < floor], default=0.0)
+    return [(1.0 - lam) * v + lam * u for v in y]
+
+
+def round_pairwise(y, sizes, budget, rng):
+    """The design page's pairwise rounding, plainly: while two coordinates are
+    fractional, move mass between the first two (s_i dy_i = -s_j dy_j) until
+    one is 0 or 1, each way with the probability that keeps E[y]; the last
+    fractional one goes up with probability y if it fits, else down."""
+    y = [0.0 if v < 1e-12 else 1.0 if v > 1 - 1e-12 else v for v in y]
+    frac = [i for i in range(len(y)) if 0.0 < y[i] < 1.0]
+    while len(frac) >= 2:
+        i, j = frac[0], frac[1]
+        into_i = min(sizes[i] * (1 - y[i]), sizes[j] * y[j])
+        out_of_i = min(sizes[i] * y[i], sizes[j] * (1 - y[j]))
+        if rng.random() * (into_i + out_of_i) < out_of_i:
+            y[i] += into_i / sizes[i]
+            y[j] -= into_i / sizes[j]
+        else:
+            y[i] -= out_of_i / sizes[i]
+            y[j] += out_of_i / sizes[j]
+        for k in (i, j):
+            y[k] = 0.0 if y[k] < 1e-12 else 1.0 if y[k] > 1 - 1e-12 else y[k]
+        frac = [k for k in frac if 0.0 < y[k] < 1.0]
+    x = [1 if v == 1.0 else 0 for v in y]
+    used = sum(s for s, xi in zip(sizes, x) if xi)
+    if frac and rng.random() < y[frac[0]] and used + sizes[frac[0]] <= budget * (1 + 1e-9):
+        x[frac[0]] = 1
+    return x
+
+
+def infida_update(lists, counts, share, y, sizes, budgets, free, eta, rng):
+    """One INFIDA slot: supergradient, mirror step y_hat = y exp(eta g / s) (in
+    logs, shifted per node), projection, rounding. y: [v][m] (permanent pairs
+    at 1); free[v]: the models node v may host; eta[v]. Returns (y, x) as
+    [v][m] lists."""
+    n_nodes, n_models = len(y), len(y[0])
+    g = supergradient(lists, counts, share, y, n_nodes, n_models)
+    y_next = [row[:] for row in y]
+    free_sets = [set(models) for models in free]
+    x = [[1.0 if yv == 1.0 and m not in free_sets[v] else 0.0 for m, yv in enumerate(row)] for v, row in enumerate(y)]
+    for v, models in enumerate(free):
+        if not models:
+            continue
+        s = [sizes[m] for m in models]
+        z = [math.log(max(y[v][m], 1e-300)) + eta[v] * g[v][m] / sizes[m] for m in models]
+        top = max(z)
+        b = min(budgets[v], sum(s))
+        new = project_plain([math.exp(a - top) for a in z], s, b)
+        for m, val in zip(models, new):
+            y_next[v][m] = val
+        for m, xi in zip(models, round_pairwise(new, s, b, rng)):
+            x[v][m] = float(xi)
+    return y_next, x

@@ -70,14 +70,14 @@ def test_tiny_example():
 def test_default_scenario():
     idn = load_default_scenario()
     assert idn.name == "geant-demo" and 1 <= idn.alpha <= 2 and idn.workload["kind"] == "stationary"
-    assert len(idn.tasks) == 6 and idn.tasks[0] == "task-0"
+    assert len(idn.tasks) == 10 and idn.tasks[0] == "task-0"
     per_task = np.bincount(idn.model_task)
     assert ((6 <= per_task) & (per_task <= 8)).all()
     assert len({m.id for m in idn.models}) == idn.n_models
     assert sum(n.repository for n in idn.nodes) == 1
     assert idn.sources == [n.id for n in idn.nodes if n.tier == "access"] and idn.sources
     rt = build_request_types(idn)
-    assert rt.n_types == len(idn.sources) * 6
+    assert rt.n_types == len(idn.sources) * 10
     assert [m.id for m in load_default_scenario().models] == [m.id for m in idn.models]
 
 

@@ -38,9 +38,12 @@ def _share_kernel(offsets, entry_type, pair, capacity, counts, n_pairs, share): 
     for t in range(n_types):
         r = counts[t]
         last = offsets[t + 1] - 1
-        for e in range(offsets[t], last):
-            d = demand[pair[e]]
-            share[e] = capacity[e] * r / d if d > 0.0 else 0.0
+        if r > 0.0:
+            for e in range(offsets[t], last):
+                d = demand[pair[e]]
+                share[e] = capacity[e] * r / d if d > 0.0 else 0.0
+        else:  # a type without requests gets no share: skip the gathers
+            share[offsets[t] : last] = 0.0
         share[last] = np.inf
 
 
@@ -70,18 +73,37 @@ def _gain_kernel(offsets, pair, cost, share, counts, y, want_grad, grad):  # pra
 
 
 @numba.njit(cache=True, nogil=True)
-def _serve_kernel(offsets, pair, share, counts, y, served):  # pragma: no cover - numba
+def _serve_kernel(offsets, pair, share, counts, y, cost, latency, accuracy, tier, served, per_tier):  # pragma: no cover - numba
+    """Fills served and per_tier; returns (cost, latency sum, accuracy sum,
+    C^K r summed, G_max). The sums ride along the routing pass: done apart
+    they were five more passes over the entries, costlier than the routing."""
+    total_cost = lat_sum = acc_sum = fallback_total = gain_max = 0.0
     for t in range(len(offsets) - 1):
         r = counts[t]
         start, last = offsets[t], offsets[t + 1] - 1
         left = r
-        for e in range(start, last):
+        e = start
+        while e < last and left > 0.0:
             z = share[e] * y[pair[e]]
             if z > left:
                 z = left
             served[e] = z
             left -= z
+            if z > 0.0:
+                total_cost += z * cost[e]
+                lat_sum += z * latency[e]
+                acc_sum += z * accuracy[e]
+                per_tier[tier[e]] += z
+            e += 1
+        served[e:last] = 0.0  # everything is served above: the rest of the list idles
         served[last] = left
+        total_cost += left * cost[last]
+        lat_sum += left * latency[last]
+        acc_sum += left * accuracy[last]
+        per_tier[tier[last]] += left
+        fallback_total += r * cost[last]
+        gain_max += r * (cost[last] - cost[start])
+    return total_cost, lat_sum, acc_sum, fallback_total, gain_max
 
 
 def _flat(rt: RequestTypes, y: np.ndarray) -> np.ndarray:
@@ -123,6 +145,18 @@ def gain_and_supergradient(
     grad = np.zeros(rt.idn.n_nodes * rt.idn.n_models)
     g = _gain_kernel(rt.offsets, rt.pair, rt.cost, share, counts, _flat(rt, y), True, grad)
     return float(g), grad.reshape(rt.idn.n_nodes, rt.idn.n_models)
+
+
+def gain_and_supergradient_compact(
+    rt: RequestTypes, counts: np.ndarray, y: np.ndarray, index: np.ndarray, share: np.ndarray, grad: np.ndarray
+) -> float:
+    """:func:`gain_and_supergradient` for a state held compactly, as policies
+    keep it: entry e's pair has state y[index[e]] (every entry but the
+    fallbacks, whose state is never read). The supergradient is added into
+    grad (same layout as y) and the gain returned. No dense (V, M) array and
+    no checks: for per-slot loops that validated their layout once."""
+    counts = np.asarray(counts, dtype=float)
+    return float(_gain_kernel(rt.offsets, index, rt.cost, share, counts, y, True, grad))
 
 
 def max_gain(rt: RequestTypes, counts: np.ndarray) -> float:
@@ -179,17 +213,19 @@ def serve(rt: RequestTypes, counts: np.ndarray, x: np.ndarray, share: np.ndarray
     counts = _counts(rt, counts)
     share = capacity_share(rt, counts) if share is None else share
     served = np.empty(rt.n_entries)
-    _serve_kernel(rt.offsets, rt.pair, share, counts, _flat(rt, x), served)
-    cost = float(served @ rt.cost)
-    requests = float(counts.sum())
+    per_tier = np.zeros(len(TIERS))
+    cost, lat_sum, acc_sum, fallback_total, gain_max = _serve_kernel(
+        rt.offsets, rt.pair, share, counts, _flat(rt, x), rt.cost, rt.latency_ms, rt.accuracy, rt.entry_tier,
+        served, per_tier,
+    )  # fmt: skip
     return SlotOutcome(
-        requests=requests,
+        requests=float(counts.sum()),
         cost=cost,
-        gain=float(rt.fallback_cost @ counts) - cost,
-        gain_max=max_gain(rt, counts),
-        latency_ms_sum=float(served @ rt.latency_ms),
-        accuracy_sum=float(served @ rt.accuracy),
-        served_per_tier=np.bincount(rt.entry_tier, weights=served, minlength=len(TIERS)),
+        gain=fallback_total - cost,
+        gain_max=gain_max,
+        latency_ms_sum=lat_sum,
+        accuracy_sum=acc_sum,
+        served_per_tier=per_tier,
         served=served,
         share=share,
     )

@@ -22,6 +22,27 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from .report import report_dir
+
+    html = report_dir(Path(args.results), Path(args.out) if args.out else None)
+    print(f"report: {html}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    html = reproduce(
+        args.study, args.out, quick=args.quick, jobs=args.jobs, backend=args.backend, progress=not args.quiet,
+        ray_address=args.ray_address,
+    )  # fmt: skip
+    print(f"report: {html}")
+    return 0
+
+
 def add_commands(sub) -> None:
     """Add the experiment sub-commands to the `idn` parser's subparsers."""
     s = sub.add_parser("sweep", help="run every combination of an experiment file; rerun to resume")
@@ -32,3 +53,18 @@ def add_commands(sub) -> None:
     s.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: start a local one)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)
+
+    s = sub.add_parser("report", help="figures and an HTML report from a sweep's results")
+    s.add_argument("results", help="a sweep's result directory")
+    s.add_argument("--out", help="where to write the report (default RESULTS/report)")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("reproduce", help="the paper's kind of study end to end, then its report")
+    s.add_argument("study", choices=["paper"])
+    s.add_argument("--out", required=True, help="output directory (one result store per sweep, and report/)")
+    s.add_argument("--quick", action="store_true", help="a reduced version that runs in a few minutes")
+    s.add_argument("--jobs", type=int, default=None, metavar="N", help="parallel runs (default: all cores)")
+    s.add_argument("--backend", choices=["local", "ray"], default="local")
+    s.add_argument("--ray-address", metavar="ADDR")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_reproduce)

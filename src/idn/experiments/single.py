@@ -16,7 +16,15 @@ from ..policies.base import make_policy
 from ..sim.inputs import count_matrix, default_trace, request_types_for
 from ..sim.loop import RunResult, run_policy
 
-DEMO_POLICIES = ["infida", "online-greedy", "static-greedy", "infida-offline", "cloud-only"]
+# (label, policy name, parameters)
+DEMO_POLICIES = [
+    ("infida", "infida", {}),
+    ("infida (coupled rounding)", "infida", {"rounding": "coupled"}),
+    ("online-greedy", "online-greedy", {}),
+    ("static-greedy *", "static-greedy", {}),
+    ("infida-offline *", "infida-offline", {}),
+    ("cloud-only", "cloud-only", {}),
+]
 
 
 @contextmanager
@@ -100,15 +108,16 @@ def _jsonable(obj):
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
-def compare(rt, counts: np.ndarray, policies: list[str], seed: int = 0, progress: bool = True) -> list[dict]:
-    """Run each policy on the same counts (common random numbers)."""
+def compare(rt, counts: np.ndarray, policies: list[tuple[str, str, dict]], seed: int = 0, progress: bool = True) -> list[dict]:
+    """Run each (label, policy name, parameters) on the same counts (common random numbers)."""
     rows = []
-    for name in policies:
-        policy = make_policy(name)
+    for label, name, params in policies:
+        policy = make_policy(name, **params)
         t0 = time.perf_counter()
-        with progress_bar(name, counts.shape[0], progress) as on_slot:
+        with progress_bar(label, counts.shape[0], progress) as on_slot:
             result = run_policy(rt, policy, counts, seed=seed, on_slot=on_slot)
         summary = result.summary()
+        summary["label"] = label
         summary["wall_seconds"] = time.perf_counter() - t0
         summary["offline"] = policy.offline
         rows.append(summary)
@@ -124,7 +133,7 @@ def demo(slots: int = 300, seed: int = 0, scenario: IDN | None = None) -> list[d
     from ..policies.bounds import bounds
     from .summaries import scenario_summary
 
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     idn = scenario or load_default_scenario()
     console.print(scenario_summary(idn))
     trace = default_trace(idn, slots, seed)
@@ -139,11 +148,11 @@ def demo(slots: int = 300, seed: int = 0, scenario: IDN | None = None) -> list[d
 
     table = Table(title=f"{idn.name}: {slots} slots, alpha = {idn.alpha:g} ms per accuracy point")
     for col in ("policy", "gain / slot", "% of LP bound", "norm. gain", "latency ms", "accuracy", "model loads", "ms / slot"):
-        table.add_column(col, justify="left" if col == "policy" else "right")
+        table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=col == "policy")
     for r in sorted(rows, key=lambda r: -r["total_gain"]):
         frac = r.get("fraction_of_bound")
         table.add_row(
-            r["policy"] + (" (offline)" if r["offline"] else ""),
+            r["label"],
             f"{r['time_avg_gain']:.4g}",
             f"{100 * frac:.1f}" if frac is not None else "-",
             f"{r['normalized_gain']:.3f}",
@@ -157,5 +166,9 @@ def demo(slots: int = 300, seed: int = 0, scenario: IDN | None = None) -> list[d
         f"LP bounds (solved in {bound_seconds:.1f} s): best static allocation <= {bound['static_lp_bound']:.6g} "
         f"total gain; any policy <= {bound['per_slot_lp_bound']:.6g} (per-slot bound)."
     )
-    console.print("Gain = latency+accuracy cost saved against serving every request at the repository (ms per request, summed).")
+    console.print(
+        "* offline: knows the whole trace in advance (a benchmark, not a deployable policy).\n"
+        "gain = latency + accuracy cost (ms) saved against serving every request at the repository; "
+        "norm. gain = gain / the most any allocation could save; model loads = models (re)loaded over the run."
+    )
     return rows

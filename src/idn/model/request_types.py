@@ -85,8 +85,10 @@ class RequestTypes:
 def repository_paths(idn: IDN, sources: list[int]) -> dict[int, list[int]]:
     """Minimum-latency path from each source to its nearest repository.
 
-    Ties (between repositories, and between equal-latency next hops) go to the
-    lower node index, so paths do not depend on how networkx orders adjacency.
+    Ties between repositories go to the lower node index; between equal-latency
+    paths to it, to the lexicographically smallest sequence of node indexes
+    (the lowest next hop first), so paths do not depend on how networkx orders
+    adjacency.
     """
     index = idn.node_index
     graph = idn.graph

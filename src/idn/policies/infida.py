@@ -22,11 +22,12 @@ multiplies either.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .. import serving
 from .base import Policy, register
 from .messages import message_bytes
-from .projection import project_nodes
+from .projection import project_nodes_unchecked
 from .rounding import make_rounding
 
 
@@ -44,6 +45,19 @@ class _NodeStates:
         self.budgets = np.minimum(self.budgets, total)
         self.log_ratio = np.log(np.where(self.budgets > 0, total / np.where(self.budgets > 0, self.budgets, 1), 1.0))
         self.permanent = idn.permanent.astype(float)
+        self.flat_index = np.flatnonzero(self.mask.ravel())  # free coordinate -> flat (V*M) pair
+
+    def entry_index(self, rt) -> np.ndarray:
+        """(E,) position in the flat free layout of each candidate entry's
+        pair (0 at the fallbacks, whose state is never read)."""
+        free_of_pair = np.full(self.mask.size, -1, dtype=np.int64)
+        free_of_pair[self.flat_index] = np.arange(self.flat_index.size)
+        index = free_of_pair[rt.pair]
+        index[rt.is_fallback] = 0
+        if np.any(index < 0):  # the lists hold only pairs that fit: a broken RequestTypes
+            e = int(np.flatnonzero(index < 0)[0])
+            raise ValueError(f"candidate entry {e} lists node {rt.node[e]}, model {rt.model[e]}, which cannot host it")
+        return index
 
     def uniform(self) -> np.ndarray:
         total = np.bincount(self.node, self.sizes, len(self.budgets))
@@ -52,8 +66,32 @@ class _NodeStates:
 
     def dense(self, flat: np.ndarray) -> np.ndarray:
         out = self.permanent.copy()
-        out[self.mask] = flat
+        out.reshape(-1)[self.flat_index] = flat
         return out
+
+
+@njit(cache=True, nogil=True)
+def _dual_norms(g, sizes, offsets):  # pragma: no cover - numba
+    """max_m |g_m| / s_m per node (0 for a node without free coordinates)."""
+    out = np.zeros(offsets.size - 1)
+    for v in range(offsets.size - 1):
+        for m in range(offsets[v], offsets[v + 1]):
+            d = abs(g[m]) / sizes[m]
+            if d > out[v]:
+                out[v] = d
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _mirror_logits(y, g, sizes, offsets, eta, z):  # pragma: no cover - numba
+    """z = log y + eta_v g / s (the log of y_hat). Returns the first entry
+    that is not finite, or -1."""
+    for v in range(offsets.size - 1):
+        for m in range(offsets[v], offsets[v + 1]):
+            z[m] = np.log(max(y[m], 1e-300)) + eta[v] * g[m] / sizes[m]
+            if not np.isfinite(z[m]):
+                return m
+    return -1
 
 
 @register
@@ -69,7 +107,9 @@ class Infida(Policy):
         self.y = self.nodes.uniform()
         self.grad_sq = np.zeros(idn.n_nodes)  # sum over slots of ||g_v||_*^2
         self.rounding = make_rounding(self.params["rounding"], self.nodes.sizes, self.nodes.budgets, self.nodes.offsets)
+        self._entry_index = self.nodes.entry_index(self.rt)
         self._path_length = np.diff(self.rt.path_offsets)
+        self._messages = 2 * np.maximum(self._path_length - 1, 0)  # per request type with requests
         self.x = self._round()
 
     def state(self) -> np.ndarray:
@@ -80,19 +120,37 @@ class Infida(Policy):
         return self.x
 
     def learn(self, counts: np.ndarray, share: np.ndarray) -> None:
-        _, g = serving.gain_and_supergradient(self.rt, counts, self.state(), share)
-        self.y = self.step(self.y, g[self.nodes.mask])
+        counts = np.ascontiguousarray(counts, dtype=float)
+        g = self._supergradient(counts, share)
+        self.y = self.step(self.y, g)
         self.x = self._round()
         active = counts > 0
-        self.control_messages = int(2 * np.sum(np.maximum(self._path_length - 1, 0)[active]))
+        self.control_messages = int(self._messages[active].sum())
         self.control_bytes = message_bytes(self.rt.list_length, self._path_length, active)
+
+    def _supergradient(self, counts: np.ndarray, share: np.ndarray, into: np.ndarray | None = None) -> np.ndarray:
+        """g at the current y in the flat free layout (serving's kernel, read
+        and written through the entry -> free-coordinate index: no (V, M) arrays)."""
+        share = np.ascontiguousarray(share, dtype=float)
+        if share.shape != (self.rt.n_entries,) or counts.shape != (self.rt.n_types,):
+            raise ValueError(
+                f"learn: counts {counts.shape} and shares {share.shape} do not match "
+                f"{self.rt.n_types} request types and {self.rt.n_entries} candidate entries"
+            )
+        g = np.zeros(self.y.size) if into is None else into
+        serving.gain_and_supergradient_compact(self.rt, counts, self.y, self._entry_index, share, g)
+        return g
 
     def step(self, y: np.ndarray, g: np.ndarray) -> np.ndarray:
         """One mirror-ascent step and projection for every node (flat layout)."""
         n = self.nodes
         eta = self.learning_rate(g)
-        z = np.log(np.maximum(y, 1e-300)) + eta[n.node] * g / n.sizes
-        return project_nodes(z, n.sizes, n.offsets, n.budgets, log_input=True)
+        z = np.empty(y.size)
+        bad = _mirror_logits(np.ascontiguousarray(y, dtype=float), np.ascontiguousarray(g, dtype=float), n.sizes,
+                             n.offsets, eta, z)  # fmt: skip
+        if bad >= 0:
+            raise ValueError(f"INFIDA step: log y_hat is {z[bad]} at node {int(n.node[bad])} (supergradient {g[bad]})")
+        return project_nodes_unchecked(z, n.sizes, n.offsets, n.budgets, np.empty(y.size), log_input=True)
 
     def learning_rate(self, g: np.ndarray) -> np.ndarray:
         """eta_v per node (module docstring)."""
@@ -100,8 +158,7 @@ class Infida(Policy):
         scale = float(self.params["eta_scale"])
         if self.params["eta"] is not None:
             return np.full(len(n.budgets), scale * float(self.params["eta"]))
-        dual = np.zeros(len(n.budgets))
-        np.maximum.at(dual, n.node, np.abs(g) / n.sizes)
+        dual = _dual_norms(np.ascontiguousarray(g, dtype=float), n.sizes, n.offsets)
         self.grad_sq += dual**2
         with np.errstate(divide="ignore", invalid="ignore"):
             eta = np.sqrt(2.0 * n.log_ratio / self.grad_sq)
@@ -129,16 +186,15 @@ class InfidaOffline(Infida):
         shares = {}
         y_sum = np.zeros_like(self.y)
         iterations = int(self.params["iterations"])
+        trace = np.ascontiguousarray(trace, dtype=float)
         for it in range(iterations):
             batch = self.rng.choice(T, size=min(int(self.params["batch"]), T), replace=False)
-            g = np.zeros(self.rt.idn.n_nodes * self.rt.idn.n_models)
-            dense = self.state()
+            g = np.zeros(self.y.size)
             for t in batch:
                 if t not in shares:
                     shares[t] = serving.capacity_share(self.rt, trace[t])
-                g += serving.gain_and_supergradient(self.rt, trace[t], dense, shares[t])[1].ravel()
-            g = g.reshape(self.nodes.mask.shape)[self.nodes.mask] / len(batch)
-            self.y = self.step(self.y, g)
+                self._supergradient(trace[t], shares[t], into=g)
+            self.y = self.step(self.y, g / len(batch))
             if it >= iterations // 2:  # average the second half of the iterates
                 y_sum += self.y
         self.y = y_sum / max(1, iterations - iterations // 2)

@@ -235,33 +235,27 @@ def _capped_scale(z, s, a, e, b, mass):  # pragma: no cover - numba
 @njit(cache=True, nogil=True)
 def _capped_scale_sorted(z, s, a, e, b, mass):  # pragma: no cover - numba
     """The module docstring's O(M log M) form: sort z down, cap the largest
-    while the breakpoint c = 1 / z_k keeps the budget."""
-    zz = z[a:e]
-    order = np.argsort(-zz, kind="mergesort")
+    while the breakpoint c = 1 / z_k keeps the budget. The mass left
+    uncapped is summed from the small end (never as a difference of sums)."""
+    order = np.argsort(-z[a:e], kind="mergesort")
     n_pos = 0
     for m in range(a, e):
         if z[m] > 0.0:
             n_pos += 1
-    capped_s = capped_m = 0.0
+    rest_from = np.zeros(n_pos + 1)  # mass of the positives after position i in the order
+    for i in range(n_pos - 1, -1, -1):
+        j = a + order[i]
+        rest_from[i] = rest_from[i + 1] + s[j] * z[j]
+    capped_s = 0.0
     k = 0
     for i in range(n_pos - 1):  # at least one coordinate stays uncapped
         j = a + order[i]
-        # budget used at c = 1 / z_j: the k + 1 largest capped, the rest at c z
-        used = capped_s + s[j] + (mass - capped_m - s[j] * z[j]) / z[j]
-        if used > b:
+        # budget used at c = 1 / z_j: positions 0..i capped, the rest at c z
+        if capped_s + s[j] + rest_from[i + 1] / z[j] > b:
             break
         capped_s += s[j]
-        capped_m += s[j] * z[j]
         k += 1
-    c = (b - capped_s) / (mass - capped_m if mass - capped_m > 0.0 else 1.0)
-    capped_s = rest = 0.0
-    for m in range(a, e):
-        if z[m] > 0.0:
-            if c * z[m] >= 1.0:
-                capped_s += s[m]
-            else:
-                rest += s[m] * z[m]
-    return (b - capped_s) / (rest if rest > 0.0 else 1.0)
+    return (b - capped_s) / rest_from[k]
 
 
 @njit(cache=True, nogil=True)
