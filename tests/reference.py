@@ -52,7 +52,7 @@ def candidate_lists(idn: IDN, sources: list[str]):
 
 
 def shares(lists, counts):
-    """l per entry, section 5."""
+    """l per entry, section 5: L split in proportion to demand, at most r."""
     demand = {}
     for (_, _, cands), r in zip(lists, counts):
         for v, m, _, _, perm in cands:
@@ -66,7 +66,7 @@ def shares(lists, counts):
                 row.append(math.inf)
             else:
                 d = demand[(v, m)]
-                row.append(cap * r / d if d > 0 else 0.0)
+                row.append(min(r, cap * r / d) if d > 0 else 0.0)
         out.append(row)
     return out
 

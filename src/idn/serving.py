@@ -41,7 +41,7 @@ def _share_kernel(offsets, entry_type, pair, capacity, counts, n_pairs, share): 
         if r > 0.0:
             for e in range(offsets[t], last):
                 d = demand[pair[e]]
-                share[e] = capacity[e] * r / d if d > 0.0 else 0.0
+                share[e] = min(r, capacity[e] * r / d) if d > 0.0 else 0.0
         else:  # a type without requests gets no share: skip the gathers
             share[offsets[t] : last] = 0.0
         share[last] = np.inf
@@ -122,7 +122,14 @@ def _counts(rt: RequestTypes, counts: np.ndarray) -> np.ndarray:
 
 def capacity_share(rt: RequestTypes, counts: np.ndarray) -> np.ndarray:
     """l_rho(v, m) for every candidate entry: L_v^m split between the types
-    listing (v, m) in proportion to their requests (section 5); inf at the fallback."""
+    listing (v, m) in proportion to their requests (section 5), capped at the
+    type's own requests r_rho; inf at the fallback.
+
+    The cap changes nothing on 0/1 allocations (a pair with l >= r already
+    serves all r) but it tightens the concave relaxation: without it a pair
+    with l >> r earns its full value in G(y) at y = r / l, INFIDA's fractional
+    state spreads thin over such pairs, and rounding it loses up to half the
+    optimum (seen on small instances; docs/model.md, section 11)."""
     counts = _counts(rt, counts)
     share = np.empty(rt.n_entries)
     _share_kernel(rt.offsets, rt.entry_type, rt.pair, rt.capacity, counts, rt.idn.n_nodes * rt.idn.n_models, share)
