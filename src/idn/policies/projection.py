@@ -218,16 +218,20 @@ def _capped_scale(z, s, a, e, b, mass):  # pragma: no cover - numba
     for _ in range(_FIXED_POINT_ROUNDS):
         capped_s = rest = 0.0
         count = 0
+        z_low = np.inf  # smallest capped z: c must stay >= 1 / z_low
         for m in range(a, e):
             if z[m] > 0.0:
                 if c * z[m] >= 1.0:
                     capped_s += s[m]
                     count += 1
+                    z_low = min(z_low, z[m])
                 else:
                     rest += s[m] * z[m]
         c = (b - capped_s) / (rest if rest > 0.0 else 1.0)
         if count == n_capped:
-            return c
+            # exact arithmetic keeps the capped set capped; cancellation in
+            # b - capped_s must not un-cap it (y would lose the budget)
+            return max(c, 1.0 / z_low) if count > 0 else c
         n_capped = count
     return _capped_scale_sorted(z, s, a, e, b, mass)
 
@@ -255,7 +259,10 @@ def _capped_scale_sorted(z, s, a, e, b, mass):  # pragma: no cover - numba
             break
         capped_s += s[j]
         k += 1
-    return (b - capped_s) / rest_from[k]
+    c = (b - capped_s) / rest_from[k]
+    if k > 0:  # the capped ones stay capped even when b - capped_s cancels to ~0
+        c = max(c, 1.0 / z[a + order[k - 1]])
+    return c
 
 
 @njit(cache=True, nogil=True)
