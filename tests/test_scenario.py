@@ -259,3 +259,35 @@ def test_workload_trace_path_relative_to_scenario(tmp_path):
     assert load_scenario(tmp_path / "s.yaml").workload == {"kind": "trace", "path": str(tmp_path / "trace.csv")}
     d["workload"]["path"] = "/abs/trace.csv"
     assert scenario_from_dict(d, base_dir=tmp_path).workload["path"] == "/abs/trace.csv"
+
+
+def test_source_weights_from_topology_demands():
+    """`source_weights: topology`: rates follow topohub's demand data."""
+    from idn.model.topology import topology_demand_weights
+    from idn.sim.inputs import default_trace
+
+    d = {
+        "topology": {"topozoo": "sndlib/geant"},
+        "tasks": {"generate": {"count": 2, "models_per_task": 2, "seed": 1}},
+        "workload": {"kind": "stationary", "rate": 200, "source_weights": "topology"},
+    }
+    idn = scenario_from_dict(d)
+    demand = topology_demand_weights("sndlib/geant")
+    weights = idn.workload["source_weights"]
+    assert set(weights) == set(idn.sources)
+    assert all(weights[s] == demand[s] for s in idn.sources)
+    trace = default_trace(idn, 400, seed=3)
+    per_source = trace.groupby("source")["count"].sum()
+    share = np.array([weights[s] for s in idn.sources]) / sum(weights.values())
+    observed = per_source.reindex(idn.sources).fillna(0).to_numpy() / per_source.sum()
+    np.testing.assert_allclose(observed, share, atol=0.01)
+
+
+def test_source_weights_from_a_topology_without_demands():
+    d = {
+        "topology": {"topozoo": "Geant2012"},
+        "tasks": {"generate": {"count": 2, "models_per_task": 2, "seed": 1}},
+        "workload": {"kind": "stationary", "source_weights": "topology"},
+    }
+    with pytest.raises(ScenarioError, match=r"workload.source_weights: 'topology' needs a topohub graph with demand data"):
+        scenario_from_dict(d)

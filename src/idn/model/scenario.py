@@ -343,6 +343,8 @@ def scenario_from_dict(d: dict, base_dir: str | Path | None = None, *, default_n
     if workload and isinstance(workload.get("path"), str) and base_dir is not None:
         # a recorded trace lives beside the scenario file, not in the caller's cwd
         workload = {**workload, "path": str(Path(base_dir) / workload["path"])}
+    if workload is not None and workload.get("source_weights") == "topology":
+        workload = _demand_weights(workload, spec.topology, sources, errors)
     if workload is not None:
         from ..workloads import check_spec
 
@@ -365,6 +367,20 @@ def scenario_from_dict(d: dict, base_dir: str | Path | None = None, *, default_n
         sources=sources,
         workload=workload,
     )
+
+
+def _demand_weights(workload: dict, topology: dict | None, sources: list[str], errors: list[str]) -> dict:
+    """``source_weights: topology``: rates proportional to the demand that
+    topohub's data gives each source (sum of the demands it originates)."""
+    name = (topology or {}).get("topozoo")
+    weights = topo.topology_demand_weights(name) if isinstance(name, str) else None
+    if weights is None:
+        errors.append(
+            f"workload.source_weights: 'topology' needs a topohub graph with demand data "
+            f"(e.g. topozoo: sndlib/geant), got topology {name!r}"
+        )
+        return {k: v for k, v in workload.items() if k != "source_weights"}
+    return {**workload, "source_weights": {s: weights.get(s, 0.0) for s in sources}}
 
 
 def load_scenario(path: str | Path) -> IDN:
