@@ -8,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 
 class UserError(Exception):
@@ -48,8 +47,9 @@ def cmd_validate(args) -> int:
 
 # ---------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
-    from . import serving
+    from .policies.base import Fixed
     from .sim.inputs import count_matrix, request_types_for
+    from .sim.loop import run_policy
 
     idn = _load_scenario(args.scenario)
     try:
@@ -60,25 +60,18 @@ def cmd_evaluate(args) -> int:
         raise UserError(f"{args.allocation}: not valid JSON: {exc}") from None
     if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
         raise UserError(f"{args.allocation}: expected an object mapping node id to a list of model ids")
-    x = idn.allocation_from_ids(mapping)
+    idn.allocation_from_ids(mapping)  # unknown ids and budgets fail here, before the trace is read
     trace = _read_trace(args.requests)
     rt = request_types_for(idn, trace)
-    counts = count_matrix(rt, trace)
-    rows, tot = [], {"requests": 0.0, "gain": 0.0, "cost": 0.0, "gain_max": 0.0, "lat": 0.0, "acc": 0.0}
-    for t in range(counts.shape[0]):
-        out = serving.serve(rt, counts[t], x)
-        m = out.metrics()
-        rows.append({"slot": t, **{k: m[k] for k in ("requests", "gain", "cost", "normalized_gain", "mean_latency_ms", "mean_accuracy")}})
-        for k, v in (("requests", out.requests), ("gain", out.gain), ("cost", out.cost), ("gain_max", out.gain_max),
-                     ("lat", out.latency_ms_sum), ("acc", out.accuracy_sum)):  # fmt: skip
-            tot[k] += v
+    result = run_policy(rt, Fixed(allocation=mapping), count_matrix(rt, trace))
+    keys = ["requests", "gain", "cost", "normalized_gain", "mean_latency_ms", "mean_accuracy"]
+    rows = result.slots[["slot", *keys]].to_dict(orient="records")
+    summary = result.summary()
     total = {
-        "requests": tot["requests"],
-        "gain": tot["gain"],
-        "cost": tot["cost"],
-        "normalized_gain": tot["gain"] / tot["gain_max"] if tot["gain_max"] > 0 else 0.0,
-        "mean_latency_ms": tot["lat"] / tot["requests"] if tot["requests"] else 0.0,
-        "mean_accuracy": tot["acc"] / tot["requests"] if tot["requests"] else 0.0,
+        "requests": float(result.slots["requests"].sum()),
+        "gain": summary["total_gain"],
+        "cost": float(result.slots["cost"].sum()),
+        **{k: summary[k] for k in ("normalized_gain", "mean_latency_ms", "mean_accuracy")},
     }
     if args.json:
         print(json.dumps({"slots": rows, "total": total}, indent=2))
