@@ -245,3 +245,13 @@ def infida_update(lists, counts, share, y, sizes, budgets, free, eta, rng):
         for m, xi in zip(models, round_pairwise(new, s, b, rng)):
             x[v][m] = float(xi)
     return y_next, x
+
+
+def tighten_budgets(idn: IDN, rng: np.random.Generator, low: float = 0.15, high: float = 0.6) -> IDN:
+    """The same IDN with every non-repository budget drawn as a fraction in
+    [low, high) of all the models' sizes, so that budgets bind."""
+    from dataclasses import replace
+
+    total = float(idn.size_mb.sum())
+    nodes = [n if n.repository else replace(n, budget_mb=float(rng.uniform(low, high)) * total) for n in idn.nodes]
+    return replace(idn, nodes=nodes)

@@ -4,7 +4,6 @@ guarantees and the feasibility every allocation must have."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import networkx as nx
@@ -29,12 +28,7 @@ def _instance(seed, n_nodes=None, n_tasks=2, models_per_task=3, slots=4, rate=No
     n_nodes = int(rng.integers(3, 7)) if n_nodes is None else n_nodes
     idn = ref.random_idn(rng, n_nodes=n_nodes, n_tasks=n_tasks, models_per_task=models_per_task)
     if tight:
-        total = float(idn.size_mb.sum())
-        nodes = [
-            n if n.repository else dataclasses.replace(n, budget_mb=float(rng.uniform(0.15, 0.6)) * total)
-            for n in idn.nodes
-        ]
-        idn = dataclasses.replace(idn, nodes=nodes)
+        idn = ref.tighten_budgets(idn, rng)
     rt = build_request_types(idn)
     lam = rng.uniform(0, 20, rt.n_types) if rate is None else np.full(rt.n_types, rate)
     trace = rng.poisson(lam, size=(slots, rt.n_types)).astype(float)

@@ -3,7 +3,6 @@ every policy (design page section 9)."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
 import numpy as np
@@ -34,12 +33,7 @@ def _instance(seed, n_nodes=4, n_tasks=2, models_per_task=2, slots=3):
     Poisson trace with some empty types."""
     rng = np.random.default_rng(seed)
     idn = ref.random_idn(rng, n_nodes=n_nodes, n_tasks=n_tasks, models_per_task=models_per_task)
-    total = float(idn.size_mb.sum())
-    nodes = [
-        n if n.repository else dataclasses.replace(n, budget_mb=float(rng.uniform(0.15, 0.6)) * total)
-        for n in idn.nodes
-    ]
-    idn = dataclasses.replace(idn, nodes=nodes)
+    idn = ref.tighten_budgets(idn, rng)
     rt = build_request_types(idn)
     trace = rng.poisson(rng.uniform(0, 30, rt.n_types), size=(slots, rt.n_types)).astype(float)
     trace[rng.random(trace.shape) < 0.15] = 0.0
