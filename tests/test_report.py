@@ -29,7 +29,7 @@ SEEDS = (0, 1)
 WORKLOADS = ("stationary", "shift")
 POLICIES = [
     ("cloud-only", {}),
-    ("infida", {}),
+    ("infida", {"eta_scale": 1.0}),
     ("infida", {"eta_scale": 0.5}),
     ("online-greedy", {"window": 5}),
     ("static-greedy", {}),

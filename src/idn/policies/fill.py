@@ -1,0 +1,54 @@
+"""Two things INFIDA does with a rounded allocation before using it
+(docs/model.md, section 12).
+
+Filling. A rounding leaves budget unused: a fractional model whose size did
+not fit, or the last coordinate rounded down. ``fill_leftover`` adds, node by
+node, the models not chosen in decreasing order of their fractional state y
+(ties: supergradient per MB), each one that still fits. The gain is monotone
+in x, so every draw gains at least what it had: E[G(x_filled)] >= E[G(x)] >=
+(1 - 1/e) G(y) still holds, although the marginals E[x] are no longer y.
+
+Lazy redraws (low churn). With the coupled rounding, x is a fixed function of
+y, but a small move of y still flips models: each pairwise step's direction
+compares a fixed coin with a ratio of y's. ``stale_nodes`` says which nodes'
+states moved by more than delta_t = reround / sqrt(t) (size-weighted l1,
+relative to the budget) since their allocation was drawn; only those redraw.
+A node that keeps x drawn at y_a, with sum_m s_m |y_m - y_a,m| <= delta_t b_v,
+loses at most delta_t b_v ||g||_* of relaxed gain in the slot (G is
+Lipschitz in that norm with constant ||g||_* = max_m |g_m| / s_m), and
+sum_t delta_t = O(sqrt T): the regret stays O(sqrt T).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def _fill(x, order, sizes, node_of, budgets, used):  # pragma: no cover - numba
+    for k in range(order.size):
+        m = order[k]
+        if not x[m]:
+            v = node_of[m]
+            if used[v] + sizes[m] <= budgets[v] * (1.0 + 1e-12):
+                x[m] = True
+                used[v] += sizes[m]
+
+
+def fill_leftover(x: np.ndarray, y: np.ndarray, g_per_mb: np.ndarray, sizes: np.ndarray, node_of: np.ndarray,
+                  budgets: np.ndarray) -> np.ndarray:  # fmt: skip
+    """x (flat bool, CSR by node) with each node's unused budget filled, in
+    decreasing y then decreasing supergradient per MB. Returns a new array."""
+    x = np.array(x, dtype=bool)
+    used = np.bincount(node_of, sizes * x, budgets.size)
+    order = np.lexsort((-g_per_mb, -y, node_of))
+    _fill(x, order, sizes, node_of, budgets, used)
+    return x
+
+
+def stale_nodes(y: np.ndarray, anchor: np.ndarray, sizes: np.ndarray, node_of: np.ndarray, budgets: np.ndarray,
+                delta: float) -> np.ndarray:  # fmt: skip
+    """(V,) bool: nodes whose state moved more than delta * budget (size-weighted l1) from the anchor."""
+    moved = np.bincount(node_of, sizes * np.abs(y - anchor), budgets.size)
+    return moved > delta * np.maximum(budgets, 1e-300)

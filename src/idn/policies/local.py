@@ -1,0 +1,317 @@
+"""Heuristics of INFIDA's complexity (design page, section 9): every node
+decides alone, all nodes at once, from what a node of a live IDN sees.
+
+What a node v sees, and nothing more:
+- the requests of the request types whose paths pass through it: their
+  counts (carried by INFIDA's control messages up the path) and, for the
+  requests that physically reach it, where they were finally served (the
+  answer comes back along the path);
+- the allocations its path neighbours announce, and the capacity shares of
+  the candidate entries on its paths (the messages carry them).
+
+``local-greedy``: every slot each node empties itself and refills its budget
+greedily, by marginal gain per MB, on the mean counts and shares of the last
+``window`` slots, taking every other node's allocation as it was announced
+for the slot just served (a Jacobi step: no node waits for another). A
+model's value is the cost it saves its requests against what they get
+further along their lists. Per slot and node: one pass over the entries at
+the node to bound every marginal gain, then exact evaluations (a walk of the
+request type's list) of the queue's top only (lazy greedy).
+
+``lfu`` / ``lru``: model caching with eviction, as a model server does it.
+After each slot, node v looks at the requests that reached it: if the
+cheapest entry of a request's list at v is a model v does not host and it
+beats the entry that actually served the request, that is a miss for the
+model. Missed models are loaded, most-missed first, evicting hosted models
+in least-frequently (lfu: exponentially decayed count of hits and misses,
+``window`` slots half-life) or least-recently (lru: last slot with a hit or
+a miss) used order until the newcomer fits. LFU loads a model only when it
+is used more than every model it would evict (frequency-based admission,
+which keeps one unlucky slot from flushing the cache); LRU always loads.
+Per slot: one pass over the entries of every type with requests.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from numba import njit
+
+from .. import serving
+from .base import Policy, register
+from .params import integer, number
+
+
+def _node_pairs(rt):
+    """CSR by node of the candidate entries that may be set (non-fallback,
+    pair fits its node, node not a repository): (entry order, offsets)."""
+    idn = rt.idn
+    ok = ~rt.is_fallback & idn.fits.reshape(-1)[rt.pair] & ~idn.repository[rt.node]
+    entries = np.flatnonzero(ok)
+    entries = entries[np.argsort(rt.pair[entries], kind="stable")]  # grouped by node, then model
+    offsets = np.searchsorted(rt.node[entries], np.arange(idn.n_nodes + 1)).astype(np.int64)
+    return entries.astype(np.int64), offsets
+
+
+@njit(cache=True, nogil=True)
+def _type_gain(start, last, pair, cost, share, r, x, extra):  # pragma: no cover - numba
+    """G_rho(x) with pair ``extra`` set to 1 as well (extra = -1: none)."""
+    total = 0.0
+    cum = 0.0
+    kstar = last
+    for e in range(start, last):
+        p = pair[e]
+        cum += share[e] * (1.0 if p == extra else x[p])
+        if cum >= r:
+            kstar = e
+            break
+        total += (cost[e + 1] - cost[e]) * cum
+    return total + r * (cost[last] - cost[kstar])
+
+
+@njit(cache=True, nogil=True)
+def _local_greedy(offsets, entry_type, pair, cost, share, counts, x_prev, node_entries, node_offsets,
+                  size_of_pair, budgets, tol, updating, x_new):  # pragma: no cover - numba
+    """Every updating node's greedy refill against x_prev (the others'
+    announced allocations); x_new must enter as a copy of x_prev and leaves
+    with those nodes' own pairs replaced by their refill."""
+    x = x_prev.copy()
+    for v in range(node_offsets.size - 1):
+        a, b = node_offsets[v], node_offsets[v + 1]
+        if a == b or not updating[v]:
+            continue
+        # the node's distinct pairs (entries are grouped by pair)
+        n_pairs = 0
+        for k in range(a, b):
+            if k == a or pair[node_entries[k]] != pair[node_entries[k - 1]]:
+                n_pairs += 1
+        first = np.empty(n_pairs + 1, np.int64)
+        j = 0
+        for k in range(a, b):
+            if k == a or pair[node_entries[k]] != pair[node_entries[k - 1]]:
+                first[j] = k
+                j += 1
+        first[n_pairs] = b
+        saved = np.empty(n_pairs)
+        for j in range(n_pairs):
+            p = pair[node_entries[first[j]]]
+            saved[j] = x[p]
+            x[p] = 0.0
+        # upper bounds: each pair's marginal gain alone on the emptied node
+        ub = np.zeros(n_pairs)
+        for j in range(n_pairs):
+            p = pair[node_entries[first[j]]]
+            ub[j] = _pair_marginal(first[j], first[j + 1], node_entries, offsets, entry_type, pair, cost, share,
+                                   counts, x, p)
+        chosen = np.zeros(n_pairs, np.bool_)
+        left = budgets[v]
+        while True:
+            best, best_ratio, second_ratio = -1, 0.0, 0.0
+            for j in range(n_pairs):
+                if chosen[j] or ub[j] <= tol:
+                    continue
+                s = size_of_pair[pair[node_entries[first[j]]]]
+                if s > left * (1.0 + 1e-12):
+                    continue
+                ratio = ub[j] / s
+                if ratio > best_ratio:
+                    second_ratio = best_ratio
+                    best, best_ratio = j, ratio
+                elif ratio > second_ratio:
+                    second_ratio = ratio
+            if best < 0:
+                break
+            p = pair[node_entries[first[best]]]
+            gain = _pair_marginal(first[best], first[best + 1], node_entries, offsets, entry_type, pair, cost, share,
+                                  counts, x, p)
+            s = size_of_pair[p]
+            ub[best] = gain
+            if gain <= tol:
+                continue
+            if gain / s >= second_ratio:  # still on top: take it
+                chosen[best] = True
+                x[p] = 1.0
+                left -= s
+        for j in range(n_pairs):
+            p = pair[node_entries[first[j]]]
+            x_new[p] = 1.0 if chosen[j] else 0.0
+            x[p] = saved[j]  # the other nodes see v as it was announced
+    return x_new
+
+
+@njit(cache=True, nogil=True)
+def _pair_marginal(k0, k1, node_entries, offsets, entry_type, pair, cost, share, counts, x, p):  # pragma: no cover
+    """Marginal gain of setting pair p, over the types that list it."""
+    total = 0.0
+    for k in range(k0, k1):
+        t = entry_type[node_entries[k]]
+        r = counts[t]
+        if r <= 0.0:
+            continue
+        start, last = offsets[t], offsets[t + 1] - 1
+        total += _type_gain(start, last, pair, cost, share, r, x, p) - _type_gain(start, last, pair, cost, share, r, x, -1)
+    return total
+
+
+@register
+class LocalGreedy(Policy):
+    """Each node refills its budget greedily on its own observed marginal
+    gains, all nodes at once (module docstring)."""
+
+    name = "local-greedy"
+    defaults = {"window": 10, "update_prob": 1.0}
+    checks = {"window": integer(ge=1, le=10**6), "update_prob": number(gt=0, le=1)}
+
+    def _start(self, trace):
+        idn = self.rt.idn
+        self._counts: deque = deque(maxlen=int(self.params["window"]))
+        self._shares: deque = deque(maxlen=int(self.params["window"]))
+        self._entries, self._node_offsets = _node_pairs(self.rt)
+        self._size_of_pair = np.tile(idn.size_mb, idn.n_nodes)
+        self._x = idn.permanent.astype(float).reshape(-1)
+
+    def propose(self) -> np.ndarray:
+        idn = self.rt.idn
+        if self._counts:
+            counts = np.mean(self._counts, axis=0)
+            share = np.mean(self._shares, axis=0)
+            tol = 1e-12 * float(counts @ (self.rt.fallback_cost - self.rt.best_cost))
+            rt = self.rt
+            # nodes that refill this slot: all, or a random part of them (update_prob < 1 damps the
+            # oscillation of simultaneous refills: two nodes on a path dropping or taking the same model)
+            updating = self.rng.random(idn.n_nodes) < float(self.params["update_prob"])
+            self._x = _local_greedy(rt.offsets, rt.entry_type, rt.pair, rt.cost, share, counts, self._x,
+                                    self._entries, self._node_offsets, self._size_of_pair, idn.budget_mb, tol,
+                                    updating, self._x.copy())  # fmt: skip
+        return self._x.reshape(idn.n_nodes, idn.n_models).copy()
+
+    def learn(self, counts: np.ndarray, share: np.ndarray) -> None:
+        self._counts.append(np.asarray(counts, dtype=float))
+        self._shares.append(np.asarray(share, dtype=float))
+
+
+# ---------------------------------------------------------------- caching
+@njit(cache=True, nogil=True)
+def _observe(offsets, path_offsets, path_nodes, node, hop, pair, cost, served, counts, x, settable, hits, misses):  # pragma: no cover
+    """Hits (requests served by a cached pair) and misses (requests that
+    reached a node whose best entry for them is a pair it does not host and
+    that beats where they were served) of one slot."""
+    for t in range(offsets.size - 1):
+        if counts[t] <= 0.0:
+            continue
+        start, last = offsets[t], offsets[t + 1] - 1
+        for e in range(start, last):
+            if served[e] > 0.0 and settable[pair[e]]:
+                hits[pair[e]] += served[e]
+        for j in range(path_offsets[t + 1] - path_offsets[t] - 1):  # the repository never misses
+            best = -1
+            for e in range(start, last):  # sorted by cost: the first entry at hop j is the node's best
+                if hop[e] == j:
+                    best = e
+                    break
+            if best < 0 or x[pair[best]] > 0.5 or not settable[pair[best]]:
+                continue
+            m = 0.0
+            for e in range(start, last + 1):  # requests that reached hop j and were served at a costlier entry
+                if hop[e] >= j and cost[e] > cost[best]:
+                    m += served[e]
+            if m > 0.0:
+                misses[pair[best]] += m
+
+
+@njit(cache=True, nogil=True)
+def _admit(x, n_models, size, budgets, settable, misses, score, lfu):  # pragma: no cover - numba
+    """Load missed models node by node, most-missed first, evicting the
+    lowest-score hosted models (score: frequency or last use)."""
+    n_nodes = budgets.size
+    for v in range(n_nodes):
+        base = v * n_models
+        used = 0.0
+        for m in range(n_models):
+            if x[base + m] > 0.5 and settable[base + m]:
+                used += size[m]
+        fresh = np.zeros(n_models, np.bool_)
+        while True:
+            c, most = -1, 0.0
+            for m in range(n_models):
+                p = base + m
+                if misses[p] > most and x[p] < 0.5 and not fresh[m]:
+                    c, most = m, misses[p]
+            if c < 0:
+                break
+            fresh[c] = True  # considered once per slot, loaded or not
+            need = used + size[c] - budgets[v]
+            victims = np.zeros(n_models, np.bool_)
+            top = -np.inf
+            while need > 1e-9 * max(1.0, budgets[v]):
+                w, low = -1, np.inf
+                for m in range(n_models):
+                    p = base + m
+                    if x[p] > 0.5 and settable[p] and not victims[m] and not fresh[m] and score[p] < low:
+                        w, low = m, score[p]
+                if w < 0:
+                    break
+                victims[w] = True
+                top = max(top, low)
+                need -= size[w]
+            if need > 1e-9 * max(1.0, budgets[v]):
+                continue  # cannot make room
+            if lfu and score[base + c] <= top:
+                continue  # used less than what it would evict
+            for m in range(n_models):
+                if victims[m]:
+                    x[base + m] = 0.0
+                    used -= size[m]
+            x[base + c] = 1.0
+            used += size[c]
+
+
+class _Caching(Policy):
+    lfu = True
+    defaults = {"window": 10}
+    checks = {"window": number(gt=0, le=1e9)}
+
+    def _start(self, trace):
+        idn = self.rt.idn
+        self._x = idn.permanent.astype(float).reshape(-1)
+        self._settable = (idn.fits & ~idn.permanent).reshape(-1) & ~np.repeat(idn.repository, idn.n_models)
+        self._score = np.zeros(self._x.size)
+        self._slot = 0
+
+    def propose(self) -> np.ndarray:
+        idn = self.rt.idn
+        return self._x.reshape(idn.n_nodes, idn.n_models).copy()
+
+    def learn(self, counts: np.ndarray, share: np.ndarray) -> None:
+        rt, idn = self.rt, self.rt.idn
+        counts = np.ascontiguousarray(counts, dtype=float)
+        served = serving.serve(rt, counts, self._x, share).served  # what the answers tell each node
+        hits, misses = np.zeros(self._x.size), np.zeros(self._x.size)
+        _observe(rt.offsets, rt.path_offsets, rt.path_nodes, rt.node, rt.hop, rt.pair, rt.cost, served, counts,
+                 self._x, self._settable, hits, misses)  # fmt: skip
+        self._slot += 1
+        if self.lfu:
+            self._score *= 0.5 ** (1.0 / float(self.params["window"]))
+            self._score += hits + misses
+        else:
+            self._score[(hits + misses) > 0] = self._slot
+        _admit(self._x, idn.n_models, idn.size_mb, idn.budget_mb, self._settable, misses, self._score, self.lfu)
+
+
+@register
+class LFU(_Caching):
+    """Model caching, least-frequently-used eviction (module docstring)."""
+
+    name = "lfu"
+    lfu = True
+
+
+@register
+class LRU(_Caching):
+    """Model caching, least-recently-used eviction (module docstring)."""
+
+    name = "lru"
+    lfu = False
+    defaults = {}
+    checks = {}
