@@ -53,11 +53,12 @@ def psi_regret_curve(policy_gains, static_gains, psi: float = PSI) -> np.ndarray
 
 
 def _is_offline(policy: str) -> bool:
-    from ..policies.base import POLICIES, policy_names
+    from ..policies.base import policy_class
 
-    policy_names()  # imports the policy modules, which registers them
-    cls = POLICIES.get(policy)
-    return bool(cls.offline) if cls is not None else policy in STATIC_BENCHMARKS
+    try:  # plug-ins too (package.module:ClassName, entry points), when importable here
+        return bool(policy_class(policy).offline)
+    except ValueError:
+        return policy in STATIC_BENCHMARKS
 
 
 def _param_text(value) -> str:

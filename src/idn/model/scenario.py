@@ -76,16 +76,22 @@ __all__ = ["ScenarioError", "load_default_scenario", "load_scenario", "scenario_
 
 # ---- pieces -----------------------------------------------------------------
 
-_GENERATORS = {"tiered_tree": topo.tiered_tree, "topozoo": topo.topozoo}
+_GENERATORS = topo.BUILDERS  # plus plug-ins: a key "package.module:function" (topo.builder)
 
 
 def _topology(spec: dict, errors: list[str]) -> tuple[list[dict], list[dict]]:
-    kinds = [k for k in spec if k in _GENERATORS]
+    kinds = [k for k in spec if k in _GENERATORS or ":" in str(k)]
     if len(kinds) != 1:
-        errors.append(f"topology: must name exactly one generator ({', '.join(_GENERATORS)}), got keys {sorted(spec)}")
+        errors.append(
+            f"topology: must name exactly one generator ({', '.join(_GENERATORS)}, or package.module:function), got keys {sorted(spec)}"
+        )
         return [], []
     kind = kinds[0]
-    fn, value = _GENERATORS[kind], spec[kind]
+    try:
+        fn, value = topo.builder(kind), spec[kind]
+    except ValueError as exc:  # a bad plug-in reference: one line
+        errors.append(f"topology: {exc}")
+        return [], []
     rest = {k: v for k, v in spec.items() if k != kind}
     if kind == "topozoo":
         where, args, kwargs = "topology", [value], rest
@@ -94,9 +100,9 @@ def _topology(spec: dict, errors: list[str]) -> tuple[list[dict], list[dict]]:
             return [], []
     else:
         if value is not None and not isinstance(value, dict):
-            errors.append(f"topology.tiered_tree: must be a mapping of parameters, got {value!r}")
+            errors.append(f"topology.{kind}: must be a mapping of parameters, got {value!r}")
             return [], []
-        where, args, kwargs = "topology.tiered_tree", [], {**(value or {}), **rest}
+        where, args, kwargs = f"topology.{kind}", [], {**(value or {}), **rest}
     params = [p for p in inspect.signature(fn).parameters if p != "name"]
     bad = [k for k in kwargs if k not in params]
     for k in bad:

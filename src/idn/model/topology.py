@@ -281,3 +281,34 @@ def topology_demand_weights(name: str) -> dict[str, float] | None:
         if int(src) in ids:
             weights[ids[int(src)]] += float(sum(row.values()))
     return weights
+
+
+# ---- builders by name -----------------------------------------------------
+
+BUILDERS = {"tiered_tree": tiered_tree, "topozoo": topozoo}
+
+
+def builder(kind: str):
+    """The function a scenario's ``topology:`` key names: a built-in builder,
+    or a plug-in ``package.module:function`` returning ``(nodes, links)`` in
+    the scenario file's shapes (validated like hand-written ones). One-line
+    ValueError for a bad plug-in."""
+    import functools
+
+    from ..plugins import load_reference
+
+    if kind in BUILDERS:
+        return BUILDERS[kind]
+    fn = load_reference(kind, "topology builder")
+    if isinstance(fn, type) or not callable(fn):
+        raise ValueError(f"topology builder {kind!r}: a {type(fn).__name__}, not a function")
+
+    @functools.wraps(fn)  # keeps the signature, which the scenario checks parameters against
+    def checked(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        ok = isinstance(out, tuple) and len(out) == 2 and all(isinstance(part, list) for part in out)
+        if not ok or not all(isinstance(item, dict) for part in out for item in part):
+            raise ValueError(f"topology builder {kind!r} must return (nodes, links): two lists of dicts")
+        return out
+
+    return checked

@@ -25,6 +25,32 @@ from ..model.request_types import RequestTypes
 
 
 class Policy:
+    """An allocation policy; subclass it to write your own (``from idn import Policy``).
+
+    The contract (the slot loop, ``idn.sim.loop.run_policy``, is its only caller):
+
+    - ``name``, ``offline``, ``defaults`` (class attributes): the name results
+      carry; whether the policy needs the whole trace in advance; the
+      parameters it accepts with their defaults. ``Policy(**params)`` rejects
+      a parameter not in ``defaults``; ``self.params`` holds them all.
+    - ``start(rt, seed, trace)`` binds the policy to the request types
+      (``self.rt``; ``idn.view(self.rt)`` is the read-only view), seeds
+      ``self.rng`` and resets everything; then it calls ``_start(trace)``,
+      the hook a subclass overrides to set up its state. ``trace`` is the
+      (T, R) count matrix for offline policies, None for online ones.
+    - ``propose()`` is called once per slot, before the slot's requests are
+      seen, and returns the allocation x: a (V, M) array of 0/1, permanent
+      pairs 1, every node within its budget (sum of sizes <= budget_mb).
+    - ``learn(counts, share)`` is called after the slot is served, with the
+      slot's requests per type (R,) and the capacity shares per candidate
+      entry (E,). Online policies update here; it may do nothing.
+    - ``clone()`` returns an unbound copy with the same parameters; a run
+      never shares state with another. ``control_messages`` /
+      ``control_bytes`` are the control traffic of the last ``learn``
+      (0 unless the policy models it).
+    - Randomness only from ``self.rng``, so a seed fixes the run.
+    """
+
     name: ClassVar[str] = "policy"
     offline: ClassVar[bool] = False  # needs the whole trace in start()
     defaults: ClassVar[dict] = {}  # parameter name -> default value
@@ -91,22 +117,57 @@ def register(cls: type[Policy]) -> type[Policy]:
     return cls
 
 
-def make_policy(name: str, **params) -> Policy:
-    """The policy registered under name, built with params; a one-line error
-    with the close names when there is none."""
+ENTRY_POINT_GROUP = "idn.policies"  # installed packages register policies by name here
+
+
+def policy_class(name: str) -> type[Policy]:
+    """The class a policy name stands for, in this order: a registered name
+    (built-in or ``register``-ed), a ``package.module:ClassName`` reference,
+    or the name of an entry point in the group ``idn.policies``. A one-line
+    ValueError for an unknown name (with the close ones), a missing module, a
+    missing class, or an object that is not a ``Policy`` subclass."""
+    from ..plugins import entry_points, is_reference, load_entry_point, load_reference
     from . import baselines, infida, optimum  # noqa: F401  (registration)
 
-    if name not in POLICIES:
-        close = difflib.get_close_matches(name, POLICIES, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(POLICIES))}"
-        raise ValueError(f"unknown policy {name!r}{hint}")
-    return POLICIES[name](**params)
+    if not isinstance(name, str):
+        raise ValueError(f"policy name must be a string, got {name!r}")
+    if name in POLICIES:
+        return POLICIES[name]
+    if is_reference(name):
+        label, obj = repr(name), load_reference(name, "policy")
+    else:
+        eps = entry_points(ENTRY_POINT_GROUP)
+        if name not in eps:
+            known = sorted({*POLICIES, *eps})
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(known)}"
+            raise ValueError(f"unknown policy {name!r}{hint} (or give package.module:ClassName)")
+        label = f"{name!r} (entry point {eps[name].value!r})"
+        obj = load_entry_point(ENTRY_POINT_GROUP, eps[name], "policy")
+    if not (isinstance(obj, type) and issubclass(obj, Policy)):
+        kind = "a class" if isinstance(obj, type) else f"a {type(obj).__name__}"
+        raise ValueError(f"policy {label}: {obj.__name__ if isinstance(obj, type) else kind} is not a subclass of idn.Policy")
+    return obj
+
+
+def make_policy(name: str, **params) -> Policy:
+    """The policy ``name`` stands for (see ``policy_class``), built with params."""
+    cls = policy_class(name)
+    policy = cls(**params)
+    if POLICIES.get(name) is not cls:
+        # a plug-in is recorded under the name it was asked for, so that the
+        # name in a result (summary, sweep store, report) resolves again
+        policy.name = name
+    return policy
 
 
 def policy_names() -> list[str]:
+    """Registered policies and the entry points of ``idn.policies``
+    (``package.module:ClassName`` references are accepted too, not listed)."""
+    from ..plugins import entry_points
     from . import baselines, infida, optimum  # noqa: F401
 
-    return sorted(POLICIES)
+    return sorted({*POLICIES, *entry_points(ENTRY_POINT_GROUP)})
 
 
 @register
