@@ -5,13 +5,13 @@ same slots table and final allocation as a run never interrupted."""
 from __future__ import annotations
 
 import json
-import pickle
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -51,17 +51,18 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     scenario.write_text(yaml.safe_dump(TREE))
     ref = tmp_path / "ref"
     finish(idn_run(scenario, ref))
-    assert not (ref / "checkpoint.pkl").exists()  # removed once the run is over
+    assert not (ref / "checkpoint.npz").exists()  # removed once the run is over
 
     for attempt in range(3):
         out = tmp_path / f"killed-{attempt}"
-        if kill_once_checkpointed(idn_run(scenario, out), out / "checkpoint.pkl"):
+        if kill_once_checkpointed(idn_run(scenario, out), out / "checkpoint.npz"):
             break
     else:
         pytest.fail("the run finished before it could be killed, 3 times")
     assert not (out / "slots.csv").exists()
-    with open(out / "checkpoint.pkl", "rb") as fh:
-        state = pickle.load(fh)
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as z:
+        state = json.loads(bytes(z["__meta__"]).decode())
+    assert state["format"] == "idn-checkpoint" and state["version"] == 1
     assert state["next_slot"] % EVERY == 0 and 0 < state["next_slot"] < SLOTS
 
     # the resumed process will take this checkpoint up: its fingerprint is this run's
@@ -76,7 +77,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert state["fingerprint"] == _fingerprint(rt, make_policy("infida"), count_matrix(rt, trace), 3)
 
     finish(idn_run(scenario, out))
-    assert not (out / "checkpoint.pkl").exists()
+    assert not (out / "checkpoint.npz").exists()
     a = pd.read_csv(out / "slots.csv").drop(columns=["seconds"])
     b = pd.read_csv(ref / "slots.csv").drop(columns=["seconds"])
     assert len(a) == SLOTS and a["slot"].tolist() == list(range(SLOTS))

@@ -21,6 +21,8 @@ def _load_scenario(path: str):
         return load_default_scenario() if path == "default" else load_scenario(path)
     except ScenarioError as exc:
         msgs = exc.errors
+        if len(msgs) == 1 and msgs[0].startswith(f"{path}:"):  # a file-level problem names the file already
+            raise UserError(msgs[0]) from None
         raise UserError(
             f"{path}: {msgs[0]}" if len(msgs) == 1 else f"{path}: {len(msgs)} problems:\n  " + "\n  ".join(msgs)
         ) from None
@@ -91,6 +93,7 @@ def cmd_run(args) -> int:
     summary = run_to_dir(
         idn, args.policy, Path(args.out), trace=trace, slots=args.slots, seed=args.seed, params=params,
         checkpoint_every=args.checkpoint_every, with_bound=not args.no_bound, progress=not args.quiet,
+        restart=args.restart,
     )  # fmt: skip
     print(json.dumps(summary, indent=2))
     return 0
@@ -182,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--param", action="append", metavar="NAME=VALUE", help="policy parameter (repeatable)")
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--checkpoint-every", type=int, default=0, metavar="K", help="save state every K slots; rerun to resume")
+    s.add_argument("--restart", action="store_true", help="ignore and remove a checkpoint left in --out: start over")
     s.add_argument("--no-bound", action="store_true", help="skip the LP bounds")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_run)

@@ -73,16 +73,24 @@ def run_to_dir(
     checkpoint_every: int = 0,
     with_bound: bool = True,
     progress: bool = True,
+    restart: bool = False,
 ) -> dict:
-    """``idn run``: summary.json, slots.csv and allocation.json in out."""
+    """``idn run``: summary.json, slots.csv and allocation.json in out.
+    ``restart`` forgets a checkpoint left in out; else one is resumed, or
+    refused in one line if it is not this run's (idn.sim.checkpoint)."""
+    from ..sim import checkpoint as ckpt
+
     policy = make_policy(policy_name, **(params or {}))
+    if restart:
+        ckpt.remove(out)
+    ckpt.check_legacy(out)
     trace = default_trace(idn, slots, seed) if trace is None else trace
     rt = request_types_for(idn, trace)
     counts = count_matrix(rt, trace)
     out.mkdir(parents=True, exist_ok=True)
     with progress_bar(f"{policy_name}", counts.shape[0], progress) as on_slot:
         result = run_policy(
-            rt, policy, counts, seed=seed, checkpoint=out / "checkpoint.pkl", checkpoint_every=checkpoint_every,
+            rt, policy, counts, seed=seed, checkpoint=out / ckpt.NAME, checkpoint_every=checkpoint_every,
             on_slot=on_slot,
         )  # fmt: skip
     summary = result.summary()

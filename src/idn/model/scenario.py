@@ -352,11 +352,13 @@ def scenario_from_dict(d: dict, base_dir: str | Path | None = None, *, default_n
     if workload is not None and workload.get("source_weights") == "topology":
         workload = _demand_weights(workload, spec.topology, sources, errors)
     if workload is not None:
-        from ..workloads import check_spec
+        from ..workloads import check_spec, from_spec
 
         try:
             check_spec(workload)
-        except ValueError as exc:
+            if not errors and workload.get("kind") != "trace":  # values too (nan or inf rates...): two slots, the code path the runs take
+                from_spec(workload, sources, [tid for _, tid, _ in tasks], 2, 0)
+        except (ValueError, TypeError, OSError) as exc:
             errors.append(f"workload: {exc}")
 
     if errors:
@@ -391,23 +393,13 @@ def _demand_weights(workload: dict, topology: dict | None, sources: list[str], e
 
 def load_scenario(path: str | Path) -> IDN:
     """Read and validate a scenario file (.yaml/.yml, or .json)."""
+    from ..textfiles import FileError, load_data
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([f"{path}: cannot read scenario ({exc.strerror})"], path) from None
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise ScenarioError([f"{path}:{exc.lineno}:{exc.colno}: JSON syntax error: {exc.msg}"], path) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError([f"{at}: YAML syntax error: {problem}"], path) from None
+        data = load_data(path, "scenario")
+    except FileError as exc:
+        raise ScenarioError([str(exc)], path) from None
     if data is None:
         raise ScenarioError([f"{path}: empty scenario file"], path)
     try:

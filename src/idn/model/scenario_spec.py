@@ -25,31 +25,41 @@ class ScenarioError(ValueError):
         super().__init__("\n".join(self.errors))
 
 
+# Upper ends of the sane ranges: far beyond any real IDN, low enough that
+# sums and products of them stay finite (a latency of 1e308 ms would make
+# every path cost inf and the path search never settle).
+MAX_MS = 1e7  # latencies and service times: about 3 hours
+MAX_MB = 1e9  # sizes and budgets: a petabyte
+MAX_COUNT = 1_000_000  # workers, speed factors
+MAX_TASKS = 100_000
+
+
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: YAML reads 1e400 as inf and .nan as nan; both are mistakes
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class NodeSpec(_Spec):
     id: NonEmpty
     tier: Tier | None = None  # required unless the node overrides a generated one
     hardware: Hardware = "cpu"
-    speed: float = Field(1.0, gt=0)
-    workers: int = Field(1, gt=0)
-    budget_mb: float = Field(0.0, ge=0)
+    speed: float = Field(1.0, gt=0, le=MAX_COUNT)
+    workers: int = Field(1, gt=0, le=MAX_COUNT)
+    budget_mb: float = Field(0.0, ge=0, le=MAX_MB)
     repository: bool = False
 
 
 class LinkSpec(_Spec):
     a: NonEmpty
     b: NonEmpty
-    latency_ms: float = Field(gt=0)
+    latency_ms: float = Field(gt=0, le=MAX_MS)
 
 
 class ModelSpec(_Spec):
     id: NonEmpty
     accuracy: float = Field(gt=0, le=1)
-    size_mb: float = Field(gt=0)
-    service_ms: dict[Hardware, Annotated[float, Field(gt=0)]]
+    size_mb: float = Field(gt=0, le=MAX_MB)
+    service_ms: dict[Hardware, Annotated[float, Field(gt=0, le=MAX_MS)]]
 
 
 class TaskSpec(_Spec):
@@ -65,9 +75,9 @@ class TaskSpec(_Spec):
 
 
 class GenerateSpec(_Spec):
-    count: int = Field(gt=0)
+    count: int = Field(gt=0, le=MAX_TASKS)
     models_per_task: tuple[int, int] = (6, 8)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     architectures: list[str] | None = None
 
     @field_validator("models_per_task", mode="before")
@@ -83,8 +93,8 @@ class GenerateSpec(_Spec):
 
 class ScenarioSpec(_Spec):
     name: NonEmpty | None = None
-    slot_seconds: float = Field(1.0, gt=0)
-    alpha: float = Field(1.0, ge=0)
+    slot_seconds: float = Field(1.0, gt=0, le=MAX_MS)
+    alpha: float = Field(1.0, ge=0, le=MAX_MS)
     catalog: NonEmpty | None = None
     topology: dict[str, Any] | None = None
     nodes: list[Any] = []
@@ -98,12 +108,19 @@ class ScenarioSpec(_Spec):
 
 
 def show(x: Any) -> str:
-    return f"{x:g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else repr(x)
+    if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**16:
+        return f"an integer of {len(str(abs(x)))} digits" if abs(x) < 10**4000 else "a huge integer"
+    return f"{x:g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else _short(repr(x))
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """A value in a one-line message: long values are cut (a fuzzed file may hold megabytes)."""
+    return text if len(text) <= limit else text[: limit - 5] + " ...'"
 
 
 _PLAIN = {
     "int_type": "must be an integer", "int_parsing": "must be an integer", "int_from_float": "must be an integer",
-    "float_type": "must be a number", "float_parsing": "must be a number",
+    "float_type": "must be a number", "float_parsing": "must be a number", "finite_number": "must be a finite number",
     "bool_type": "must be true or false", "bool_parsing": "must be true or false",
     "string_type": "must be a string", "string_too_short": "must not be empty",
     "dict_type": "must be a mapping", "model_type": "must be a mapping", "model_attributes_type": "must be a mapping",

@@ -56,7 +56,8 @@ FIBRE_KM_PER_MS = 200.0
 def _tier_params(budget_mb, hardware, speed, workers, budget_scale) -> dict[str, dict]:
     """Per-tier defaults overridden by the {tier: value} dicts given."""
     if not _number(budget_scale) or budget_scale < 0:
-        raise ValueError(f"budget_scale: must be >= 0, got {budget_scale!r}")
+        what = "a finite number, at most 1e9" if _numeric(budget_scale) and budget_scale >= 0 else ">= 0"
+        raise ValueError(f"budget_scale: must be {what}, got {budget_scale!r}")
     out = {t: dict(d) for t, d in TIER_DEFAULTS.items()}
     for key, override in (("budget_mb", budget_mb), ("hardware", hardware), ("speed", speed), ("workers", workers)):
         if override is not None and not isinstance(override, dict):
@@ -75,13 +76,23 @@ def _tier_params(budget_mb, hardware, speed, workers, budget_scale) -> dict[str,
         )  # fmt: skip
         for key, ok, msg in checks:
             if not ok:
+                if _numeric(d[key]) and not _number(d[key]):
+                    msg = "must be a finite number, at most 1e9"
                 raise ValueError(f"{key}.{tier}: {msg}, got {d[key]!r}")
         d["budget_mb"] = float(d["budget_mb"]) * float(budget_scale)
     return out
 
 
-def _number(x) -> bool:
+def _numeric(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _number(x) -> bool:
+    """A finite number in the sane range of scenario values (nan, inf and
+    1e400 are mistakes; see scenario_spec.MAX_MB)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    return abs(x) <= 1e9 if isinstance(x, int) else math.isfinite(x) and abs(x) <= 1e9
 
 
 def _node(node_id: str, tier: str, params: dict[str, dict]) -> dict:
@@ -118,7 +129,8 @@ def tiered_tree(
         lat[key] = value
     for key, value in lat.items():
         if not _number(value) or value <= 0:
-            raise ValueError(f"latency_ms.{key}: must be > 0, got {value!r}")
+            what = "a finite number, at most 1e9" if _numeric(value) and value > 0 else "> 0"
+            raise ValueError(f"latency_ms.{key}: must be {what}, got {value!r}")
     params = _tier_params(budget_mb, hardware, speed, workers, budget_scale)
 
     n_edge = regional * edge_per_regional

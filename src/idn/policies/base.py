@@ -22,6 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..model.request_types import RequestTypes
+from .params import check_params, id_lists
 
 
 class Policy:
@@ -54,6 +55,12 @@ class Policy:
     name: ClassVar[str] = "policy"
     offline: ClassVar[bool] = False  # needs the whole trace in start()
     defaults: ClassVar[dict] = {}  # parameter name -> default value
+    # parameter name -> check (idn.policies.params: number(gt=0), one_of(...), ...);
+    # a subclass declares only its own parameters, its bases' checks apply too
+    checks: ClassVar[dict] = {}
+    # the attributes that make up the state between slots (dotted paths into
+    # sub-objects allowed), saved by state_dict() for checkpoints; see there
+    state_attrs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.defaults))
@@ -62,6 +69,7 @@ class Policy:
                 f"policy {self.name!r}: unknown parameter {unknown[0]!r} (known: {', '.join(sorted(self.defaults)) or 'none'})"
             )
         self.params = {**self.defaults, **params}
+        check_params(type(self), self.params)  # one line naming the parameter: eta=-1, eta=nan, window=0
         self.rt: RequestTypes | None = None
         self.rng: np.random.Generator | None = None
         # control-plane traffic of the last learn(): messages and bytes (section 8 step 5)
@@ -103,6 +111,27 @@ class Policy:
     def learn(self, counts: np.ndarray, share: np.ndarray) -> None:
         """Take in the slot's request counts per type (R,) and the capacity
         shares per candidate entry (E,) that served them."""
+
+    # -- the state between slots, as data (checkpoints) ------------------
+    def state_dict(self) -> dict:
+        """The state between slots: name -> numpy array or JSON value (None,
+        bool, int, float, str, lists and dicts of them); never objects, so a
+        checkpoint holds data only. The base saves the random generator, the
+        control counters and each attribute named in ``state_attrs``. A
+        policy whose state does not sit in such attributes (a deque, say)
+        extends this and ``load_state_dict``, calling super()."""
+        from .state import get_state
+
+        return get_state(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict()``'s output into a policy just ``start``-ed
+        on the same request types, seed and trace (start() rebuilds all that
+        is not state). Every entry must match the fresh one in shape and kind
+        and be finite: else a ValueError naming the entry."""
+        from .state import set_state
+
+        set_state(self, state)
 
     # -- helpers for subclasses ------------------------------------------
     def _empty_allocation(self) -> np.ndarray:
@@ -186,6 +215,8 @@ class Fixed(Policy):
 
     name = "fixed"
     defaults = {"allocation": {}}
+    checks = {"allocation": id_lists}
+    state_attrs = ("_x",)
 
     def _start(self, trace):
         self._x = self.rt.idn.allocation_from_ids(self.params["allocation"])

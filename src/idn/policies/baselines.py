@@ -15,6 +15,7 @@ import numpy as np
 
 from .base import Policy, register
 from .greedy import lazy_greedy
+from .params import integer
 from .objective import Rows, build_rows, check_trace, layout, slot_shares
 
 TOL = 1e-12  # marginal gains below TOL * G_max count as zero (rounding noise)
@@ -82,6 +83,7 @@ class StaticGreedy(Policy):
 
     name = "static-greedy"
     offline = True
+    state_attrs = ("_x",)
 
     def _start(self, trace):
         trace = check_trace(self.rt, trace, self.name)
@@ -107,6 +109,8 @@ class OnlineGreedy(Policy):
 
     name = "online-greedy"
     defaults = {"window": 10}
+    checks = {"window": integer(ge=1, le=10**6)}
+    state_attrs = ("_x",)  # and the window of recent slots: state_dict below
 
     def _start(self, trace):
         window = self.params["window"]
@@ -148,3 +152,27 @@ class OnlineGreedy(Policy):
     def learn(self, counts: np.ndarray, share: np.ndarray) -> None:
         self._counts.append(np.array(counts, dtype=float))
         self._shares.append(np.array(share, dtype=float))
+
+    def state_dict(self) -> dict:
+        rt = self.rt
+        return {
+            **super().state_dict(),
+            "recent_counts": np.array(self._counts).reshape(len(self._counts), rt.n_types),
+            "recent_shares": np.array(self._shares).reshape(len(self._shares), rt.n_entries),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        from .state import check_array
+
+        state = dict(state)
+        counts, shares = state.pop("recent_counts", None), state.pop("recent_shares", None)
+        if counts is None or shares is None:
+            raise ValueError("state: no entry 'recent_counts' or 'recent_shares'")
+        k = counts.shape[0] if isinstance(counts, np.ndarray) and counts.ndim == 2 else -1
+        if not 0 <= k <= self._counts.maxlen:
+            raise ValueError(f"state 'recent_counts': not a window of at most {self._counts.maxlen} slots")
+        counts = check_array("recent_counts", counts, None, (k, self.rt.n_types))
+        shares = check_array("recent_shares", shares, None, (k, self.rt.n_entries), allow_inf=True)  # unbounded capacity
+        super().load_state_dict(state)
+        self._counts.clear(), self._shares.clear()
+        self._counts.extend(counts.astype(float)), self._shares.extend(shares.astype(float))

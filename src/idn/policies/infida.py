@@ -26,6 +26,7 @@ from numba import njit
 
 from .. import serving
 from .base import Policy, register
+from .params import integer, number, one_of, optional
 from .messages import message_bytes
 from .projection import project_nodes_unchecked
 from .rounding import make_rounding
@@ -109,6 +110,8 @@ class Infida(Policy):
 
     name = "infida"
     defaults = {"eta": None, "eta_scale": 1.0, "rounding": "fresh"}
+    checks = {"eta": optional(number(gt=0)), "eta_scale": number(gt=0), "rounding": one_of("fresh", "coupled")}
+    state_attrs = ("y", "grad_sq", "x", "rounding._coins", "rounding._order", "rounding._slot")
 
     def _start(self, trace):
         idn = self.rt.idn
@@ -191,6 +194,7 @@ class InfidaOffline(Infida):
     name = "infida-offline"
     offline = True
     defaults = {"iterations": 300, "batch": 16, "samples": 8, "eta": None, "eta_scale": 1.0, "rounding": "fresh"}
+    checks = {"iterations": integer(ge=1, le=10**7), "batch": integer(ge=1, le=10**6), "samples": integer(ge=1, le=10**5)}
 
     def _start(self, trace):
         super()._start(None)

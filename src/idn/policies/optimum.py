@@ -36,6 +36,7 @@ from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from ..model.request_types import RequestTypes
 from .base import Policy, register
+from .params import integer, number
 from .objective import Rows, build_rows, check_trace, layout, slot_shares
 
 STATIC_LP_MAX_VARIABLES = 200_000  # a few seconds of dual simplex; see static_lp_bound
@@ -234,6 +235,8 @@ class Optimal(Policy):
     name = "optimal"
     offline = True
     defaults = {"max_variables": 200_000, "time_limit": 60.0, "mip_rel_gap": 1e-9}
+    checks = {"max_variables": integer(ge=1), "time_limit": number(gt=0), "mip_rel_gap": number(ge=0, le=1)}
+    state_attrs = ("_x",)
 
     def _start(self, trace):
         trace = check_trace(self.rt, trace, self.name)

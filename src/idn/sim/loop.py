@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import pandas as pd
 from .. import serving
 from ..model.request_types import RequestTypes
 from ..policies.base import Policy
+from . import checkpoint as ckpt
 
 SLOT_COLUMNS = [
     "slot", "requests", "gain", "gain_max", "cost", "normalized_gain", "mean_latency_ms", "mean_accuracy",
@@ -79,9 +79,11 @@ def run_policy(
     on_slot: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Run policy over the (T, R) request counts. With checkpoint and
-    checkpoint_every > 0 the state is saved every that many slots and a run
-    started again with the same arguments continues where it stopped; the
-    result is identical to an uninterrupted run's (timings aside)."""
+    checkpoint_every > 0 the state is saved every that many slots (as data:
+    idn.sim.checkpoint) and a run started again with the same arguments
+    continues where it stopped; the result is identical to an uninterrupted
+    run's (timings aside). A checkpoint that is not this run's is refused
+    (CheckpointError): remove it (``idn run --restart``) to start over."""
     counts = np.ascontiguousarray(counts, dtype=float)
     n_slots = counts.shape[0]
     idn = rt.idn
@@ -89,15 +91,11 @@ def run_policy(
     rows = np.zeros((n_slots, len(SLOT_COLUMNS)))
     prev = idn.permanent.astype(bool)
     first = 0
+    # start() also on resuming: it rebuilds all that is not state (deterministic in seed and counts)
+    policy.start(rt, seed, trace=counts if policy.offline else None)
     if checkpoint and os.path.exists(checkpoint):
-        with open(checkpoint, "rb") as fh:
-            state = pickle.load(fh)
-        if state["fingerprint"] == fingerprint:
-            first, policy, prev = state["next_slot"], state["policy"], state["prev"]
-            rows[:first] = state["rows"][:first]
-            policy.rt = rt
-    if first == 0:
-        policy.start(rt, seed, trace=counts if policy.offline else None)
+        first, prev, saved = ckpt.load(checkpoint, fingerprint, policy, rows.shape, prev.shape)
+        rows[:first] = saved[:first]
 
     size = idn.size_mb
     for t in range(first, n_slots):
@@ -118,7 +116,7 @@ def run_policy(
         if on_slot is not None:
             on_slot(t + 1, n_slots)
         if checkpoint and checkpoint_every > 0 and (t + 1) % checkpoint_every == 0 and t + 1 < n_slots:
-            _save(checkpoint, {"fingerprint": fingerprint, "next_slot": t + 1, "policy": policy, "prev": prev, "rows": rows})
+            ckpt.save(checkpoint, fingerprint, t + 1, policy, prev, rows)
     if checkpoint and os.path.exists(checkpoint):
         os.remove(checkpoint)
 
@@ -127,17 +125,3 @@ def run_policy(
         table[col] = table[col].astype(np.int64)
     return RunResult(policy.name, table, prev.astype(float), dict(policy.params))
 
-
-def _save(path, state) -> None:
-    """Write then rename, so a kill mid-write leaves the previous checkpoint whole."""
-    rt = state["policy"].rt
-    state["policy"].rt = None  # the request types are rebuilt from the scenario
-    try:
-        tmp = f"{path}.tmp"
-        with open(tmp, "wb") as fh:
-            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        state["policy"].rt = rt
