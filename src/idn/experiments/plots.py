@@ -12,6 +12,7 @@ sweep has, that says more than a standard deviation.
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -55,10 +56,24 @@ def _style(i: int) -> str:
     return ("-", "--", "-.", ":")[i % 4]
 
 
+def _t95(n) -> np.ndarray:
+    """Student's t quantile for a 95% interval of a mean of n values (nan below 2)."""
+    n = np.asarray(n, dtype=float)
+    return np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan)
+
+
 def _band(ax, x, rows: np.ndarray, color, label, i: int = 0) -> None:
-    ax.plot(x, rows.mean(axis=0), color=color, lw=1.4, ls=_style(i), label=label)
+    """Mean over seeds (rows) and its 95% interval."""
+    mean = rows.mean(axis=0)
+    ax.plot(x, mean, color=color, lw=1.4, ls=_style(i), label=label)
     if rows.shape[0] > 1:
-        ax.fill_between(x, rows.min(axis=0), rows.max(axis=0), color=color, alpha=0.12, lw=0)
+        half = _t95(rows.shape[0]) * rows.std(axis=0, ddof=1) / np.sqrt(rows.shape[0])
+        ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.15, lw=0)
+
+
+def _is_reference(label: str) -> bool:
+    """cloud-only: gain 0 by definition, the reference the gains are measured from."""
+    return label.split(" (")[0] == "cloud-only"
 
 
 def _labels(runs: pd.DataFrame, colors: dict) -> list[str]:
@@ -67,9 +82,10 @@ def _labels(runs: pd.DataFrame, colors: dict) -> list[str]:
 
 
 def _seed_stats(runs: pd.DataFrame, by: list[str], column: str) -> pd.DataFrame:
-    """Mean, min and max over seeds of column, per by."""
+    """Mean over seeds of column, per by, and its 95% interval (min, max: the ends)."""
     g = runs.dropna(subset=[column]).groupby(by, sort=True)[column]
-    return pd.DataFrame({"mean": g.mean(), "min": g.min(), "max": g.max()}).reset_index()
+    half = np.nan_to_num(_t95(g.count()) * g.std(ddof=1) / np.sqrt(g.count()))
+    return pd.DataFrame({"mean": g.mean(), "min": g.mean() - half, "max": g.mean() + half}).reset_index()
 
 
 def _yerr(stats: pd.DataFrame) -> np.ndarray:
@@ -82,7 +98,10 @@ def gain_over_time(runs: pd.DataFrame, slots: pd.DataFrame, colors: dict) -> Fig
     ax_gain, ax_norm = fig.subplots(2, 1, sharex=True)
     drawn = 0
     window = 1
+    lows = []
     for i, label in enumerate(_labels(runs, colors)):
+        if _is_reference(label):
+            continue  # gain 0 by definition: it would pin the axes at 0 and flatten the others together
         ids = runs.loc[runs["label"] == label, "run_id"]
         gain = slot_matrix(slots, ids, "gain")
         if gain.size == 0:
@@ -92,10 +111,14 @@ def gain_over_time(runs: pd.DataFrame, slots: pd.DataFrame, colors: dict) -> Fig
         window = max(1, round(gain.shape[1] / 50))
         x = np.arange(gain.shape[1])
         _band(ax_gain, x, moving_average(gain, window), colors[label], label, i)
-        _band(ax_norm, x, moving_average(norm, window), colors[label], label, i)
+        smooth = moving_average(norm, window)
+        _band(ax_norm, x, smooth, colors[label], label, i)
+        lows.append(np.percentile(smooth.mean(axis=0), 10))
         drawn += 1
     if not drawn:
         raise Skip("no per-slot results for these runs")
+    low = min(lows)
+    ax_norm.set_ylim(max(0.0, low - 0.1 * (1.0 - low) - 0.005), None)  # the policies' range, not 0-1
     ax_gain.set_ylabel("gain per slot")
     ax_norm.set_ylabel("normalized gain per slot")
     ax_norm.set_xlabel(f"slot (moving average over {window} slot{'s' if window > 1 else ''})")
@@ -163,7 +186,7 @@ def gain_vs_budget(runs: pd.DataFrame, colors: dict) -> Figure:
 
 
 def _grouped_bars(ax, labels, groups, stats_of, colors_of, group_name) -> None:
-    """Bars per label (x), one per group side by side, with min-max error bars."""
+    """Bars per label (x), one per group side by side, with 95%-interval error bars."""
     width = 0.8 / max(1, len(groups))
     x = np.arange(len(labels))
     for j, group in enumerate(groups):
@@ -224,15 +247,20 @@ def bound_fraction(runs: pd.DataFrame, colors: dict) -> Figure:
     ]  # fmt: skip
     if not kinds:
         raise Skip("no LP bound was computed for these runs")
-    labels = [lab for lab in _labels(runs, colors) if runs.loc[runs["label"] == lab, [c for c, _ in kinds]].notna().any().any()]
-    stats = {col: _seed_stats(runs, ["label"], col) for col, _ in kinds}
+    labels = [lab for lab in _labels(runs, colors)
+              if not _is_reference(lab) and runs.loc[runs["label"] == lab, [c for c, _ in kinds]].notna().any().any()]
+    stats = {col: _seed_stats(runs[runs["label"].isin(labels)], ["label"], col) for col, _ in kinds}
     fig = _figure(max(6.0, 1.0 + 0.9 * len(labels)), 4.5)
     ax = fig.subplots()
     _grouped_bars(
         ax, labels, kinds, lambda k: stats[k[0]], lambda j: ["#4c72b0", "#dd8452"][j % 2], lambda k: k[1],
     )  # fmt: skip
     ax.axhline(1.0, color="black", lw=0.8)
-    ax.axhline(1 - 1 / np.e, color="gray", lw=0.8, ls="--", label="ψ = 1 - 1/e")
+    low = min(float((st["min"]).min()) for st in stats.values()) if labels else 0.0
+    bottom = max(0.0, low - 0.1 * (1.0 - low) - 0.005)
+    if bottom <= 1 - 1 / np.e:
+        ax.axhline(1 - 1 / np.e, color="gray", lw=0.8, ls="--", label="ψ = 1 - 1/e")
+    ax.set_ylim(bottom, None)  # the policies' range: cloud-only (0) is left out
     ax.set_ylabel("total gain / LP bound")
     fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     return fig

@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..sim.loop import SLOT_COLUMNS
 from . import plots
+from .report_headline import headline_tables
 from .report_tables import FORMATS, format_value, regret_table, ranking_table, summary_table
 
 PSI = 1.0 - 1.0 / np.e
@@ -205,18 +206,20 @@ def make_report(runs: pd.DataFrame, slots: pd.DataFrame, out: Path, title: str =
         ) if benchmark else ""  # fmt: skip
         specs = [
             ("gain-over-time", lambda: plots.gain_over_time(at_ab, slots, colors),
-             f"Gain and normalized gain per slot at {fixed}: mean over {seeds} seed(s), band min-max over seeds."),
+             f"Gain and normalized gain per slot at {fixed}: mean over {seeds} seed(s), band: 95% interval over seeds; "
+             "cloud-only (gain 0 by definition) is left out, and the lower panel's axis starts near the lowest policy."),
             ("latency-accuracy", lambda: plots.tradeoff(at_b, colors),
              f"Latency-accuracy trade-off as alpha varies (budget scale = {budget:g}); mean over seeds, points in alpha order."),
             ("gain-vs-budget", lambda: plots.gain_vs_budget(at_a, colors),
-             f"Normalized gain against the budget scale (alpha = {alpha:g}); error bars min-max over seeds."),
+             f"Normalized gain against the budget scale (alpha = {alpha:g}); error bars: 95% interval over seeds."),
             ("model-loads", lambda: plots.churn(at_a, colors),
-             f"Model loads (churn) over the whole run per policy (alpha = {alpha:g}); error bars min-max over seeds."),
+             f"Model loads (churn) over the whole run per policy (alpha = {alpha:g}); error bars: 95% interval over seeds."),
             ("psi-regret", lambda: plots.psi_regret(curves, benchmark or "-", colors),
-             f"Time-averaged ψ-regret against T at {fixed}; band min-max over seeds. {psi_note}"),
+             f"Time-averaged ψ-regret against T at {fixed}; band: 95% interval over seeds. {psi_note}"),
             ("bound-fraction", lambda: plots.bound_fraction(at_ab, colors),
              f"Total gain as a fraction of the LP bounds at {fixed}: the static bound (best static fractional allocation; "
-             "a dynamic policy may exceed it) and the per-slot bound (bounds every policy); error bars min-max over seeds."),
+             "a dynamic policy may exceed it) and the per-slot bound (bounds every policy); error bars: 95% interval over seeds; "
+             "cloud-only (0) left out, the axis starts near the lowest bar."),
             ("served-per-tier", lambda: plots.served_tiers(at_b, slots, colors),
              f"Where requests are served: fraction per tier (budget scale = {budget:g}), pooled over seeds and slots."),
         ]  # fmt: skip
@@ -244,9 +247,10 @@ def make_report(runs: pd.DataFrame, slots: pd.DataFrame, out: Path, title: str =
         f"budget scale in {{{', '.join(f'{b:g}' for b in sorted(runs['budget_scale'].unique()))}}}; "
         f"policies: {', '.join(colors)}."
     )
-    (out / "report.md").write_text(_markdown(title, meta, sections, tables), encoding="utf-8")
+    headline = headline_tables(runs)
+    (out / "report.md").write_text(_markdown(title, meta, sections, tables, headline), encoding="utf-8")
     page = out / "report.html"
-    page.write_text(_html(title, meta, sections, tables, fig_dir), encoding="utf-8")
+    page.write_text(_html(title, meta, sections, tables, fig_dir, headline), encoding="utf-8")
     return page
 
 
@@ -254,8 +258,10 @@ def _raise(reason: str):
     raise plots.Skip(reason)
 
 
-def _markdown(title, meta, sections, tables) -> str:
+def _markdown(title, meta, sections, tables, headline=()) -> str:
     lines = [f"# {title}", "", meta, ""]
+    for table in headline:
+        lines += [table.to_markdown(), ""]
     for sec in sections:
         lines += [f"## {sec.title}", ""]
         for item in sec.items:
@@ -286,12 +292,13 @@ caption { text-align: left; font-weight: bold; padding: 4px 0; }
 """
 
 
-def _html(title, meta, sections, tables, fig_dir: Path) -> str:
+def _html(title, meta, sections, tables, fig_dir: Path, headline=()) -> str:
     e = html.escape
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(title)}</title>",
         f"<style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>", f"<p>{e(meta)}</p>",
     ]  # fmt: skip
+    parts += [t.to_html() for t in headline]
     for sec in sections:
         parts.append(f"<h2>{e(sec.title)}</h2>")
         for item in sec.items:
@@ -310,14 +317,22 @@ def _html(title, meta, sections, tables, fig_dir: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
-def report_dir(results_dir: Path, out: Path | None = None) -> Path:
+def report_dir(results_dir: Path, out: Path | None = None, skipped: list[str] | None = None) -> Path:
     """``idn report DIR``: the report of a sweep's result store, in out
-    (default DIR/report); returns the path of report.html."""
+    (default DIR/report); returns the path of report.html. Unreadable result
+    files are left out and named in skipped (a list), or raise ValueError."""
     from .store import load_runs, load_slots
 
     results_dir = Path(results_dir)
-    runs = load_runs(results_dir)
+    extra = {} if skipped is None else {"skipped": skipped}
+    runs = load_runs(results_dir, **extra)
     if runs is None or len(runs) == 0:
         raise ValueError(f"no finished runs in {results_dir}")
-    slots = load_slots(results_dir)
+    slots = load_slots(results_dir, **extra)
+    if skipped:  # a run whose runs or slots file is unreadable is reported without it
+        both = set(runs["run_id"]) & (set(slots["run_id"]) if len(slots) else set())
+        runs = runs[runs["run_id"].isin(both)].reset_index(drop=True)
+        slots = slots[slots["run_id"].isin(both)].reset_index(drop=True) if len(slots) else slots
+        if len(runs) == 0:
+            raise ValueError(f"no readable finished runs in {results_dir}")
     return make_report(runs, slots, results_dir / "report" if out is None else Path(out))
