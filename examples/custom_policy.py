@@ -78,8 +78,8 @@ def main():
     )  # fmt: skip
     table = idn.summarize(slots)
     bound = idn.bounds(rt, counts)["static_lp_bound"]
-    table["% of LP bound"] = 100 * table["total_gain"] / bound
-    columns = ["policy", "time_avg_gain", "% of LP bound", "normalized_gain", "mean_latency_ms", "model_loads"]
+    table["pct_of_LP_bound"] = 100 * table["total_gain"] / bound
+    columns = ["policy", "time_avg_gain", "pct_of_LP_bound", "normalized_gain", "mean_latency_ms", "model_loads"]
     print(f"{net.name}: {args.slots} slots, {int(counts.sum())} requests, seed {args.seed}")
     print(table[columns].to_string(index=False, float_format=lambda f: f"{f:.4g}"))
 

@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="run one policy slot by slot")
     s.add_argument("scenario")
-    s.add_argument("--policy", required=True)
+    s.add_argument("--policy", required=True, help="a built-in name, an idn.policies entry point, or package.module:ClassName")
     s.add_argument("--trace", help="CSV/Parquet with slot,source,task,count")
     s.add_argument("--slots", type=int, default=500, help="slots of the scenario's workload when no trace is given")
     s.add_argument("--seed", type=int, default=0)

@@ -11,6 +11,8 @@ Format (YAML or JSON)::
     slots: 500
     seeds: [0, 1, 2]                 # a list, or one int
     policies:                        # name -> the policy's own parameters; a list is a grid axis
+                                     # (a name: built-in, an idn.policies entry point, or
+                                     #  package.module:ClassName: see policies.base.policy_class)
       infida: {eta_scale: [0.5, 1, 2]}
       online-greedy: {window: [10]}
       cloud-only: {}
