@@ -221,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments import cli_ext
 
     cli_ext.add_commands(sub)
+    __import__("idn.runtime.cli", fromlist=["add_commands"]).add_commands(sub)  # idn models/serve/load
     return p
 
 

@@ -1,0 +1,115 @@
+"""Sub-commands of the live IDN (``idn models build``, ``idn serve``,
+``idn load``); registered into the main parser by idn.cli."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+
+def _user_error(msg: str) -> int:
+    print(f"idn: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_models_build(args) -> int:
+    from .models import build_models, format_table
+
+    warnings.filterwarnings("ignore", message=".*(converge|Maximum iterations).*")
+    built = build_models(args.out, seed=args.seed, quick=args.quick)
+    print(format_table(built))
+    print(f"wrote {args.out}/catalog.csv, {len(built)} models in {args.out}/onnx, held-out data in {args.out}/data, "
+          f"scenario {args.out}/live-demo.yaml")  # fmt: skip
+    return 0
+
+
+def _allocation(args, idn) -> dict:
+    from ..cli import UserError
+    from .launcher import allocation_from_policy
+
+    if args.allocation:
+        try:
+            mapping = json.loads(Path(args.allocation).read_text())
+        except FileNotFoundError:
+            raise UserError(f"allocation file not found: {args.allocation}") from None
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{args.allocation}: not valid JSON: {exc}") from None
+        if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
+            raise UserError(f"{args.allocation}: expected an object mapping node id to a list of model ids")
+    else:
+        mapping = allocation_from_policy(idn, args.policy, slots=args.policy_slots, seed=args.seed)
+    idn.allocation_from_ids(mapping)  # unknown ids and budgets fail here
+    return mapping
+
+
+def cmd_serve(args) -> int:
+    from ..cli import _load_scenario
+    from .launcher import Cluster, check_models, read_peers
+
+    idn = _load_scenario(args.scenario)
+    check_models(idn, args.models)
+    mapping = _allocation(args, idn)
+    peers = read_peers(args.peers) if args.peers else None
+    nodes = [n.strip() for n in args.nodes.split(",") if n.strip()] if args.nodes else None
+    cluster = Cluster(args.scenario, idn, args.models, mapping, args.run_dir, nodes=nodes, peers=peers,
+                      token=args.token, hop_timeout_s=args.hop_timeout, epoch=args.epoch)  # fmt: skip
+    cluster.start()
+    try:
+        return cluster.run_until_signal()
+    except RuntimeError as exc:
+        return _user_error(str(exc))
+
+
+def cmd_load(args) -> int:
+    from ..cli import _load_scenario, _read_trace
+    from ..sim.inputs import check_trace_names, default_trace
+    from .load import format_report, run_load
+
+    idn = _load_scenario(args.scenario)
+    if args.trace:
+        trace = _read_trace(args.trace)
+        check_trace_names(idn, trace)
+    else:
+        trace = default_trace(idn, max(1, int(args.duration / idn.slot_seconds)), args.seed)
+    rep = run_load(idn, args.run_dir, trace, rate_scale=args.rate_scale, duration=args.duration,
+                   max_requests=args.max_requests, seed=args.seed)  # fmt: skip
+    print(json.dumps(rep, indent=2) if args.json else format_report(rep))
+    return 0 if rep["sent"] == rep["answered"] else 1
+
+
+def add_commands(sub) -> None:
+    m = sub.add_parser("models", help="real ONNX models for a live IDN")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    s = msub.add_parser("build", help="train, export (ONNX) and measure model variants; write a catalog and a demo scenario")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quick", action="store_true", help="4 smaller variants per task (for tests)")
+    s.set_defaults(func=cmd_models_build)
+
+    s = sub.add_parser("serve", help="start the nodes of a scenario as local HTTP servers")
+    s.add_argument("scenario")
+    s.add_argument("--models", required=True, help="a directory made by 'idn models build'")
+    s.add_argument("--allocation", help="JSON: node id -> list of model ids (default: --policy's)")
+    s.add_argument("--policy", default="static-greedy", help="simulator policy whose allocation to start with (default static-greedy)")
+    s.add_argument("--policy-slots", type=int, default=30, help="slots of the scenario's workload the policy sees")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--run-dir", default="idn-run", help="where nodes.json, token, serve.json and logs go")
+    s.add_argument("--nodes", help="comma-separated node ids to start here (multi-host; needs --peers)")
+    s.add_argument("--peers", help="JSON {node id: url} (or a nodes.json) with every node's address")
+    s.add_argument("--token", help="control token (default: generated)")
+    s.add_argument("--epoch", type=float, help="unix time of slot 0 (same on every host; default now)")
+    s.add_argument("--hop-timeout", type=float, default=2.0, help="seconds before a silent next hop is skipped")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("load", help="replay a trace against running nodes; compare with the simulator")
+    s.add_argument("scenario")
+    s.add_argument("--run-dir", default="idn-run")
+    s.add_argument("--trace", help="CSV/Parquet slot,source,task,count (default: the scenario's workload)")
+    s.add_argument("--rate-scale", type=float, default=1.0, help="multiply every count")
+    s.add_argument("--duration", type=float, default=10.0, help="seconds of trace to replay at most")
+    s.add_argument("--max-requests", type=int, default=20000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_load)

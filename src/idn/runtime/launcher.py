@@ -1,0 +1,184 @@
+"""``idn serve``: one OS process per node, each an HTTP server on a loopback
+port; RUN/nodes.json, RUN/token, RUN/serve.json (what every node reads);
+one ``ready`` line once every node answers; SIGTERM or Ctrl-C stops them all.
+
+The launcher binds each node's listening socket itself and hands the
+descriptor to the node's process, so every port is known (and written to
+the configuration) before any node starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..model.network import IDN
+from .models import read_catalog_files
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def allocation_from_policy(idn: IDN, name: str, slots: int = 30, seed: int = 0, params: dict | None = None) -> dict:
+    """A simulator policy's allocation after ``slots`` slots of the
+    scenario's own workload: the policy's code, run as the simulator runs it."""
+    from ..policies.base import make_policy
+    from ..sim.inputs import count_matrix, default_trace, request_types_for
+    from ..sim.loop import run_policy
+
+    trace = default_trace(idn, slots, seed)
+    rt = request_types_for(idn, trace)
+    result = run_policy(rt, make_policy(name, **(params or {})), count_matrix(rt, trace), seed=seed)
+    return idn.allocation_to_ids(result.final_allocation)
+
+
+def check_models(idn: IDN, models_dir: str | Path) -> None:
+    files = read_catalog_files(models_dir)
+    for m in idn.models:
+        name = m.id.split("/", 1)[1]
+        if name not in files:
+            raise ValueError(f"model {m.id!r}: {models_dir}/catalog.csv has no {name!r} (not built by 'idn models build'?)")
+        if not Path(files[name]["file"]).exists():
+            raise ValueError(f"model {m.id!r}: file {files[name]['file']} is missing")
+
+
+def read_peers(path: str | Path) -> dict[str, str]:
+    """{node id: url} from a JSON file: that mapping, or a nodes.json list."""
+    data = json.loads(Path(path).read_text())
+    if isinstance(data, list):
+        data = {d["id"]: d["url"] for d in data}
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ValueError(f"{path}: expected {{node id: url}} or a nodes.json list")
+    return data
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(512)
+    s.set_inheritable(True)
+    return s
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+class Cluster:
+    """The node processes of one ``idn serve``."""
+
+    def __init__(self, scenario_path, idn: IDN, models_dir, allocation: dict, run_dir, nodes=None, peers=None,
+                 token=None, hop_timeout_s: float = 2.0, epoch: float | None = None):  # fmt: skip
+        self.idn, self.run_dir = idn, Path(run_dir)
+        ids = [n.id for n in idn.nodes]
+        local = list(nodes or ids)
+        for n in local:
+            if n not in idn.node_index:
+                raise ValueError(f"--nodes: unknown node {n!r}")
+        if peers is not None:
+            missing = [n for n in ids if n not in peers]
+            if missing:
+                raise ValueError(f"--peers: no address for node(s) {', '.join(missing)}")
+        elif nodes:
+            raise ValueError("--nodes needs --peers FILE (the addresses of every node)")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        self.token = token or secrets.token_urlsafe(24)
+        tok = self.run_dir / "token"
+        tok.write_text(self.token + "\n")
+        tok.chmod(0o600)
+        self.sockets = {}
+        urls = dict(peers or {})
+        for n in local:
+            if peers:
+                u = urlparse(peers[n])
+                self.sockets[n] = _bind(u.hostname, u.port)
+            else:
+                self.sockets[n] = _bind("127.0.0.1", 0)
+                urls[n] = f"http://127.0.0.1:{self.sockets[n].getsockname()[1]}"
+        self.urls = urls
+        self.local = local
+        cfg = {
+            "scenario": str(Path(scenario_path).resolve()), "models": str(Path(models_dir).resolve()),
+            "allocation": allocation, "epoch": float(epoch if epoch is not None else time.time()),
+            "peers": urls, "hop_timeout_s": hop_timeout_s,
+        }  # fmt: skip
+        (self.run_dir / "serve.json").write_text(json.dumps(cfg, indent=2))
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        for n in self.local:
+            sock = self.sockets[n]
+            log = open(self.run_dir / "logs" / f"{n}.log", "wb")
+            self.procs[n] = subprocess.Popen(
+                [sys.executable, "-m", "idn.runtime.node", str(self.run_dir), n, str(sock.fileno())],
+                pass_fds=[sock.fileno()], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            log.close()
+            sock.close()  # the child holds its own copy
+        nodes = [
+            {"id": n.id, "tier": n.tier, "url": self.urls[n.id], "pid": self.procs[n.id].pid if n.id in self.procs else None}
+            for n in self.idn.nodes
+        ]
+        (self.run_dir / "nodes.json").write_text(json.dumps(nodes, indent=2))
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.time() + timeout
+        pending = list(self.urls)
+        while pending:
+            for n, p in self.procs.items():
+                if p.poll() is not None:
+                    tail = (self.run_dir / "logs" / f"{n}.log").read_text(errors="replace").strip().splitlines()[-3:]
+                    raise RuntimeError(f"node {n!r} exited with status {p.returncode}: {' | '.join(tail)}")
+            pending = [n for n in pending if not _healthy(self.urls[n])]
+            if pending and time.time() > deadline:
+                raise RuntimeError(f"node(s) {', '.join(pending)} did not answer within {timeout:g} s")
+            if pending:
+                time.sleep(0.1)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM to every node (each finishes what is in flight), SIGKILL to any still up after timeout."""
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.time() + timeout
+        for p in self.procs.values():
+            try:
+                p.wait(max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def run_until_signal(self) -> int:
+        stop = {"sig": None}
+
+        def handler(signum, frame):
+            stop["sig"] = signum
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.wait_ready()
+            print(f"ready: {len(self.urls)} nodes, run dir {self.run_dir}, nodes {self.run_dir / 'nodes.json'}", flush=True)
+            while stop["sig"] is None and [p.poll() for p in self.procs.values()].count(None):  # polls all: reaps the dead
+                time.sleep(0.2)
+        finally:
+            t0 = time.perf_counter()
+            self.stop()
+            for s, h in old.items():
+                signal.signal(s, h)
+        codes = [p.returncode for p in self.procs.values()]
+        print(f"stopped: {len(codes)} node process(es) in {time.perf_counter() - t0:.1f} s, exit codes {codes}", flush=True)
+        return 0

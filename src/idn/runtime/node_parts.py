@@ -1,0 +1,68 @@
+"""Small pieces of a node kept apart so the next step (live INFIDA, issue 10)
+can reuse them: the slot clock, the Prometheus metrics, control-call auth."""
+
+from __future__ import annotations
+
+import hmac
+import math
+import time
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+class SlotClock:
+    """Wall-clock slots of ``seconds`` from an epoch every node shares (the
+    launcher writes it into RUN/serve.json): slot t is [epoch + t s, epoch + (t+1) s)."""
+
+    def __init__(self, epoch: float, seconds: float):
+        self.epoch, self.seconds = float(epoch), float(seconds)
+
+    def now(self) -> int:
+        return max(0, math.floor((time.time() - self.epoch) / self.seconds))
+
+    def start(self, t: int) -> float:
+        return self.epoch + t * self.seconds
+
+
+class NodeMetrics:
+    """One registry per node process, rendered at GET /metrics."""
+
+    def __init__(self, node_id: str):
+        r = self.registry = CollectorRegistry()
+        lbl = {"node": node_id}
+        self.received = Counter("idn_requests_received", "requests received", registry=r, labelnames=["node"]).labels(**lbl)
+        self._served = Counter("idn_requests_served", "requests served here", ["node", "model"], registry=r)
+        self.forwarded = Counter("idn_requests_forwarded", "requests forwarded up the path", registry=r, labelnames=["node"]).labels(**lbl)
+        self.errors = Counter("idn_request_errors", "requests answered with an error", registry=r, labelnames=["node"]).labels(**lbl)
+        self.skipped = Counter("idn_hops_skipped", "next hops that did not answer and were skipped", registry=r, labelnames=["node"]).labels(**lbl)
+        self._latency = Histogram(
+            "idn_service_seconds", "inference time per request", ["node", "model"], registry=r,
+            buckets=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0),
+        )  # fmt: skip
+        self._loads = Counter("idn_model_loads", "onnxruntime sessions created", ["node", "model"], registry=r)
+        self._load_time = Histogram("idn_model_load_seconds", "time to create a session", ["node"], registry=r)
+        self.node_id = node_id
+
+    def served(self, model: str, ms: float) -> None:
+        self._served.labels(node=self.node_id, model=model).inc()
+        self._latency.labels(node=self.node_id, model=model).observe(ms / 1000.0)
+
+    def loaded(self, model: str, seconds: float) -> None:
+        self._loads.labels(node=self.node_id, model=model).inc()
+        self._load_time.labels(node=self.node_id).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def bad_request(status: int, msg: str) -> web.Response:
+    return web.json_response({"error": msg}, status=status)
+
+
+def check_token(request: web.Request, token: str) -> web.Response | None:
+    """None when the call carries ``Authorization: Bearer TOKEN``, else the 401 to send."""
+    got = request.headers.get("Authorization", "")
+    if not (got.startswith("Bearer ") and hmac.compare_digest(got[7:].encode(), token.encode())):
+        return bad_request(401, "control call without a valid 'Authorization: Bearer TOKEN' header")
+    return None

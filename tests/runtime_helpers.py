@@ -1,0 +1,86 @@
+"""Shared by the live-IDN tests: the models, built once per test session, and
+a running ``idn serve`` that is always stopped, even when a test fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+IDN = [sys.executable, "-m", "idn.cli"]
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """``idn models build --quick`` once per session (shared by every runtime
+    test module through a fixed directory under the session's base temp)."""
+    from idn.runtime.models import build_models
+
+    out = tmp_path_factory.getbasetemp() / "idn-live-models"
+    if not (out / "live-demo.yaml").exists():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_models(out, seed=0, quick=True, runs=30)
+    return out
+
+
+def write_json(path: Path, data) -> Path:
+    path.write_text(json.dumps(data))
+    return path
+
+
+@contextmanager
+def serving(scenario: Path, models: Path, run_dir: Path, allocation: dict, extra=(), timeout: float = 120.0):
+    """Start ``idn serve`` and wait for its ready line; yield {node id: node}
+    from nodes.json. On exit: SIGTERM to the launcher, then SIGKILL to the
+    launcher's process group and to any node it left behind."""
+    alloc = write_json(run_dir.parent / f"{run_dir.name}-alloc.json", allocation)
+    cmd = [*IDN, "serve", str(scenario), "--models", str(models), "--allocation", str(alloc), "--run-dir", str(run_dir), *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    nodes = {}
+    try:
+        deadline = time.time() + timeout
+        line = ""
+        while "ready" not in line:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                raise RuntimeError(f"idn serve exited with {proc.returncode}")
+            if time.time() > deadline:
+                raise RuntimeError("idn serve was not ready in time")
+        nodes = {n["id"]: n for n in json.loads((run_dir / "nodes.json").read_text())}
+        yield nodes
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for n in nodes.values():  # a node the launcher failed to stop
+            try:
+                os.kill(n["pid"], signal.SIGKILL)
+            except (ProcessLookupError, TypeError):
+                pass
+        proc.stdout.close()
+
+
+def constant_trace(path: Path, per_slot: dict, slots: int) -> Path:
+    """A trace with the same counts in every slot: {(source, task): count}."""
+    rows = ["slot,source,task,count"]
+    for t in range(slots):
+        rows += [f"{t},{s},{task},{n}" for (s, task), n in per_slot.items()]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def run_cli(*args, timeout: float = 120.0) -> subprocess.CompletedProcess:
+    return subprocess.run([*IDN, *map(str, args)], capture_output=True, text=True, timeout=timeout)

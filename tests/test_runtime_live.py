@@ -1,0 +1,132 @@
+"""The live IDN end to end: real node processes on loopback serving real ONNX
+models, loaded by ``idn load``, measured against the simulator."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from runtime_helpers import constant_trace, models_dir, run_cli, serving  # noqa: F401
+
+# wine at the access nodes (their capacity binds: the rest climbs to the
+# cloud), digits at the edge, breast cancer at the regional node
+ALLOCATION = {
+    "ap-1": ["wine/wine-logreg"],
+    "ap-2": ["wine/wine-logreg"],
+    "edge-1": ["digits/digits-logreg"],
+    "regional-1": ["breast_cancer/breast_cancer-logreg"],
+}
+PER_SLOT = {("ap-1", "digits"): 20, ("ap-1", "wine"): 30, ("ap-1", "breast_cancer"): 15,
+            ("ap-2", "digits"): 20, ("ap-2", "wine"): 30, ("ap-2", "breast_cancer"): 15}  # fmt: skip
+SLOTS = 4
+
+
+@pytest.fixture(scope="module")
+def cluster(models_dir, tmp_path_factory):  # noqa: F811
+    run_dir = tmp_path_factory.mktemp("live") / "run"
+    with serving(models_dir / "live-demo.yaml", models_dir, run_dir, ALLOCATION) as nodes:
+        yield run_dir, nodes
+
+
+def _post(url: str, data: bytes, headers=None, method="POST") -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_load_matches_the_simulator(cluster, models_dir, tmp_path):  # noqa: F811
+    run_dir, nodes = cluster
+    assert len(nodes) >= 4
+    trace = constant_trace(tmp_path / "t.csv", PER_SLOT, SLOTS)
+    out = run_cli("load", models_dir / "live-demo.yaml", "--run-dir", run_dir, "--trace", trace, "--json")
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)
+    n = SLOTS * sum(PER_SLOT.values())
+    assert rep["sent"] == rep["answered"] == n
+    assert rep["errors"] == 0 and rep["lost"] == 0
+    # accuracy: what the catalog predicts for the models that actually served
+    assert abs(rep["accuracy"] - rep["catalog_accuracy"]) <= 0.03
+    served = {t: f for t, f in rep["served_per_tier"].items() if f > 0}
+    assert len(served) >= 3, rep["served_per_tier"]
+    sim = rep["simulated"]
+    assert sim["requests"] == n
+    for tier, frac in rep["served_per_tier"].items():
+        assert abs(frac - sim["served_per_tier"][tier]) <= 0.05, (tier, rep["served_per_tier"], sim["served_per_tier"])
+    assert rep["allocation"] == ALLOCATION  # the simulator saw the allocation in force
+    p = rep["latency_ms"]
+    assert 0 < p["p50"] <= p["p95"] <= p["p99"]
+
+
+def test_bad_input_gets_a_4xx_and_the_node_stays_up(cluster):
+    _, nodes = cluster
+    url = nodes["ap-1"]["url"] + "/v1/infer"
+    status, body = _post(url, b"{not json")
+    assert status == 400 and "malformed JSON" in body["error"]
+    status, body = _post(url, json.dumps({"task": "speech", "input": [1.0]}).encode())
+    assert status == 400 and "unknown task 'speech'" in body["error"]
+    status, body = _post(url, json.dumps({"task": "wine", "input": [1.0, 2.0]}).encode())
+    assert status == 400 and "13 finite numbers" in body["error"] and "[2]" in body["error"]
+    status, body = _post(url, json.dumps({"task": "wine", "input": "abc"}).encode())
+    assert status == 400
+    status, body = _post(url, json.dumps([1, 2]).encode())
+    assert status == 400
+    status, body = _post(url, json.dumps({"task": "wine", "input": [0.0] * 13}).encode())
+    assert status == 200 and body["node"] == "ap-1" and body["hops"] == ["ap-1"]
+    with urllib.request.urlopen(nodes["ap-1"]["url"] + "/healthz", timeout=5) as r:
+        assert r.status == 200
+
+
+def test_control_needs_the_token_and_loads_for_real(cluster):
+    run_dir, nodes = cluster
+    token = (run_dir / "token").read_text().strip()
+    url = nodes["ap-2"]["url"]
+    body = json.dumps({"models": ["wine/wine-logreg", "digits/digits-mlp-small"]}).encode()
+    status, out = _post(url + "/v1/allocation", body, method="PUT")
+    assert status == 401 and "Bearer" in out["error"]
+    status, out = _post(url + "/v1/allocation", body, {"Authorization": "Bearer wrong"}, method="PUT")
+    assert status == 401
+    status, out = _post(url + "/v1/allocation", json.dumps({"models": ["nope/x"]}).encode(),
+                        {"Authorization": f"Bearer {token}"}, method="PUT")  # fmt: skip
+    assert status == 400 and "unknown model 'nope/x'" in out["error"]
+    status, out = _post(url + "/v1/allocation", body, {"Authorization": f"Bearer {token}"}, method="PUT")
+    assert status == 200, out
+    assert out["loaded"] == ["digits/digits-mlp-small"] and out["unloaded"] == []
+    with urllib.request.urlopen(url + "/v1/state", timeout=5) as r:
+        state = json.loads(r.read())
+    assert sorted(state["allocation"]) == ["digits/digits-mlp-small", "wine/wine-logreg"]
+    assert state["loads"] == 2 and state["models_loaded"] == 2
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
+        metrics = r.read().decode()
+    assert 'idn_model_loads_total{model="digits/digits-mlp-small",node="ap-2"} 1.0' in metrics
+    assert "idn_requests_received_total" in metrics and "idn_service_seconds_bucket" in metrics
+    # a digits request entering at ap-2 is now served there, with the new model
+    status, out = _post(url + "/v1/infer", json.dumps({"task": "digits", "input": [0.0] * 64}).encode())
+    assert status == 200 and out["node"] == "ap-2" and out["model"] == "digits/digits-mlp-small"
+    # swap back: one unload; ap-1 never hosted digits, so its digits requests still go to the edge
+    status, out = _post(url + "/v1/allocation", json.dumps({"models": ["wine/wine-logreg"]}).encode(),
+                        {"Authorization": f"Bearer {token}"}, method="PUT")  # fmt: skip
+    assert status == 200 and out["unloaded"] == ["digits/digits-mlp-small"]
+    status, out = _post(nodes["ap-1"]["url"] + "/v1/infer", json.dumps({"task": "digits", "input": [0.0] * 64}).encode())
+    assert status == 200 and out["hops"] == ["ap-1", "edge-1"]
+
+
+def test_an_announced_allocation_changes_the_routes_below(cluster):
+    run_dir, nodes = cluster
+    token = (run_dir / "token").read_text().strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    req = json.dumps({"task": "breast_cancer", "input": [0.0] * 30}).encode()
+    status, out = _post(nodes["ap-1"]["url"] + "/v1/infer", req)
+    assert out["node"] == "regional-1"
+    status, out = _post(nodes["edge-1"]["url"] + "/v1/allocation",
+                        json.dumps({"models": ["digits/digits-logreg", "breast_cancer/breast_cancer-mlp-small"]}).encode(),
+                        auth, method="PUT")  # fmt: skip
+    assert status == 200
+    with urllib.request.urlopen(nodes["ap-1"]["url"] + "/v1/state", timeout=5) as r:
+        assert json.loads(r.read())["counters"]["announcements"] >= 1
+    status, out = _post(nodes["ap-1"]["url"] + "/v1/infer", req)
+    assert status == 200 and out["node"] == "edge-1" and out["model"] == "breast_cancer/breast_cancer-mlp-small"
