@@ -72,7 +72,7 @@ def learn_speed(rt, trace, shares, repeats, ref_fraction):
     )
     t_plain = t_grad * scale + (t_update - t_grad)
 
-    check = Infida(eta=eta).start(rt, seed=0)
+    check = Infida(eta=eta, eta_scale=1.0).start(rt, seed=0)
     check.y = policy.y.copy()
     only = np.zeros_like(counts)
     only[sub] = counts[sub]

@@ -26,24 +26,35 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _fill(x, order, sizes, node_of, budgets, used):  # pragma: no cover - numba
-    for k in range(order.size):
-        m = order[k]
-        if not x[m]:
-            v = node_of[m]
-            if used[v] + sizes[m] <= budgets[v] * (1.0 + 1e-12):
-                x[m] = True
-                used[v] += sizes[m]
+def _fill(x, y, g_per_mb, sizes, offsets, budgets):  # pragma: no cover - numba
+    """Per node: while some model not chosen fits what is left, add the one
+    with the largest y (then supergradient per MB). A scan per addition:
+    nodes add few models, and most have nothing left to fill."""
+    for v in range(offsets.size - 1):
+        left = budgets[v] * (1.0 + 1e-12)
+        for m in range(offsets[v], offsets[v + 1]):
+            if x[m]:
+                left -= sizes[m]
+        while True:
+            best = -1
+            for m in range(offsets[v], offsets[v + 1]):
+                if x[m] or sizes[m] > left:
+                    continue
+                if best < 0 or y[m] > y[best] or (y[m] == y[best] and g_per_mb[m] > g_per_mb[best]):
+                    best = m
+            if best < 0:
+                break
+            x[best] = True
+            left -= sizes[best]
 
 
-def fill_leftover(x: np.ndarray, y: np.ndarray, g_per_mb: np.ndarray, sizes: np.ndarray, node_of: np.ndarray,
+def fill_leftover(x: np.ndarray, y: np.ndarray, g_per_mb: np.ndarray, sizes: np.ndarray, offsets: np.ndarray,
                   budgets: np.ndarray) -> np.ndarray:  # fmt: skip
-    """x (flat bool, CSR by node) with each node's unused budget filled, in
-    decreasing y then decreasing supergradient per MB. Returns a new array."""
-    x = np.array(x, dtype=bool)
-    used = np.bincount(node_of, sizes * x, budgets.size)
-    order = np.lexsort((-g_per_mb, -y, node_of))
-    _fill(x, order, sizes, node_of, budgets, used)
+    """x (flat bool, CSR by node ``offsets``) with each node's unused budget
+    filled, in decreasing y then decreasing supergradient per MB. Returns a
+    new array."""
+    x = np.array(x, dtype=np.bool_)
+    _fill(x, np.ascontiguousarray(y, dtype=float), np.ascontiguousarray(g_per_mb, dtype=float), sizes, offsets, budgets)
     return x
 
 

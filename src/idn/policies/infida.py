@@ -26,6 +26,7 @@ from numba import njit
 
 from .. import serving
 from .base import Policy, register
+from .fill import fill_leftover, stale_nodes
 from .params import integer, number, one_of, optional
 from .messages import message_bytes
 from .projection import project_nodes_unchecked
@@ -109,9 +110,16 @@ class Infida(Policy):
     """INFIDA: online mirror ascent on the concave relaxation, then rounding."""
 
     name = "infida"
-    defaults = {"eta": None, "eta_scale": 1.0, "rounding": "fresh"}
-    checks = {"eta": optional(number(gt=0)), "eta_scale": number(gt=0), "rounding": one_of("fresh", "coupled")}
-    state_attrs = ("y", "grad_sq", "x", "rounding._coins", "rounding._order", "rounding._slot")
+    # eta_scale 5, fill and reround 1: chosen on benchmarks/tuning/ (docs/model.md, section 12)
+    defaults = {"eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": True, "reround": 1.0}
+    checks = {
+        "eta": optional(number(gt=0)), "eta_scale": number(gt=0), "rounding": one_of("fresh", "coupled"),
+        "fill": one_of(True, False), "reround": optional(number(ge=0, le=1e6)),
+    }  # fmt: skip
+    state_attrs = (
+        "y", "grad_sq", "x", "rounding._coins", "rounding._order", "rounding._slot", "_x_flat", "_anchor", "_slots",
+        "_g_per_mb",
+    )  # fmt: skip
 
     def _start(self, trace):
         idn = self.rt.idn
@@ -122,7 +130,11 @@ class Infida(Policy):
         self._entry_index = self.nodes.entry_index(self.rt)
         self._path_length = np.diff(self.rt.path_offsets)
         self._messages = 2 * np.maximum(self._path_length - 1, 0)  # per request type with requests
-        self.x = self._round()
+        self._slots = 0
+        self._g_per_mb = np.zeros(self.y.size)
+        self._x_flat = np.zeros(self.y.size, dtype=bool)
+        self._anchor = self.y.copy()  # the state each node's allocation was drawn from (lazy redraws)
+        self.x = self._round(first=True)
 
     def state(self) -> np.ndarray:
         """The fractional state y as a (V, M) array (permanent pairs at 1)."""
@@ -134,7 +146,9 @@ class Infida(Policy):
     def learn(self, counts: np.ndarray, share: np.ndarray) -> None:
         counts = np.ascontiguousarray(counts, dtype=float)
         g = self._supergradient(counts, share)
+        self._g_per_mb = g / self.nodes.sizes
         self.y = self.step(self.y, g)
+        self._slots += 1
         self.x = self._round()
         active = counts > 0
         self.control_messages = int(self._messages[active].sum())
@@ -176,8 +190,22 @@ class Infida(Policy):
             eta = np.sqrt(2.0 * n.log_ratio / self.grad_sq)
         return scale * np.where(self.grad_sq > 0, eta, 0.0)
 
-    def _round(self) -> np.ndarray:
-        return self.nodes.dense(self.rounding.round(self.y, self.rng))
+    def _round(self, first: bool = False) -> np.ndarray:
+        """x for the next slot: a rounding of y, its leftover budget filled,
+        and with the coupled rounding only the nodes whose state moved
+        redraw (lazy redraws, :mod:`.fill`)."""
+        n = self.nodes
+        x = self.rounding.round(self.y, self.rng)
+        if self.params["fill"]:
+            x = fill_leftover(x, self.y, self._g_per_mb, n.sizes, n.offsets, n.budgets)
+        reround = self.params["reround"]
+        if self.params["rounding"] == "coupled" and reround is not None and not first:
+            stale = stale_nodes(self.y, self._anchor, n.sizes, n.node, n.budgets, reround / np.sqrt(self._slots))
+            keep = ~stale[n.node]
+            x = np.where(keep, self._x_flat, x)
+            self._anchor = np.where(keep, self._anchor, self.y)
+        self._x_flat = np.asarray(x, dtype=bool)
+        return n.dense(self._x_flat)
 
 
 @register
@@ -193,7 +221,10 @@ class InfidaOffline(Infida):
 
     name = "infida-offline"
     offline = True
-    defaults = {"iterations": 300, "batch": 16, "samples": 8, "eta": None, "eta_scale": 1.0, "rounding": "fresh"}
+    defaults = {
+        "iterations": 300, "batch": 16, "samples": 8, "eta": None, "eta_scale": 1.0, "rounding": "fresh", "fill": True,
+        "reround": None,
+    }  # fmt: skip
     checks = {"iterations": integer(ge=1, le=10**7), "batch": integer(ge=1, le=10**6), "samples": integer(ge=1, le=10**5)}
 
     def _start(self, trace):
