@@ -15,10 +15,19 @@ Every file is written to a hidden temporary name in its own directory, then
 renamed (``os.replace``), so a file that exists is whole. The slots file is
 written before the runs file, and a run is done exactly when its runs file
 exists. One sweep writes into a directory at a time.
+
+A file can still be damaged later (a full disk, a bad copy, a hand edit), so
+resuming trusts nothing: ``verify`` reads every result file of the sweep's
+runs and bounds and checks it is readable, has the expected columns and
+rows, and holds the parameters of the run its name claims (the run_id is a
+hash of them: the run's fingerprint). A file that fails is moved to
+``corrupt/`` and its run is done again. The loaders (``load_runs``...) skip
+unreadable files, naming each in ``skipped``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -51,6 +60,32 @@ class ResultStore:
 
     def done_bounds(self) -> set[str]:
         return _stems(self.bounds)
+
+    def verify(self, runs: list, bounds: list) -> tuple[set[str], set[str], list[str]]:
+        """(run ids done, bound keys done, problems): the tasks (sweep.Task)
+        whose result files pass every check; the others' files are moved to
+        corrupt/ (one problem line each) so that they run again."""
+        done_runs, done_bounds, problems = set(), set(), []
+        for tasks, folder, done, check in ((runs, self.runs, done_runs, _check_run), (bounds, self.bounds, done_bounds, _check_bound)):
+            existing = _stems(folder)
+            for task in tasks:
+                if task.key not in existing:
+                    continue
+                problem = check(self.out, task.key, task.params)
+                if problem is None:
+                    done.add(task.key)
+                    continue
+                problems.append(problem)
+                self._set_aside(task.key, [folder] + ([self.slots] if folder == self.runs else []))
+        return done_runs, done_bounds, problems
+
+    def _set_aside(self, key: str, folders: list[Path]) -> None:
+        for folder in folders:
+            src = folder / f"{key}.parquet"
+            if src.exists():
+                dest = self.out / "corrupt" / folder.name
+                dest.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest / src.name)
 
     def write_run(self, run_id: str, row: dict, slots: pd.DataFrame) -> None:
         _write(self.slots / f"{run_id}.parquet", slots)
@@ -91,26 +126,116 @@ def _remove_orphans(d: Path) -> None:
             pass  # someone else's live process
 
 
-def _read_all(paths: list[Path]) -> pd.DataFrame:
+# ---- checks ---------------------------------------------------------------
+RUN_RESULT_COLUMNS = ["run_id", "bound_key", "policy", "slots", "total_gain", "normalized_gain", "final_allocation"]
+BOUND_RESULT_COLUMNS = ["bound_key", "static_lp_bound", "per_slot_lp_bound"]
+
+
+def _cell(v):
+    """A stored value as plain Python (numpy scalars unwrapped, NaN as None) for comparing."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _read_one(path: Path, columns: list[str]) -> tuple[pd.DataFrame | None, str | None]:
+    """(table, None) or (None, what is wrong with the file)."""
+    try:
+        df = pq.read_table(path).to_pandas()
+    except Exception as exc:  # pyarrow raises a zoo of types for a damaged file
+        first = (str(exc).strip().splitlines() or [""])[0][:120]
+        return None, f"{path}: unreadable ({type(exc).__name__}: {first})"
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        return None, f"{path}: no column {missing[0]!r}"
+    return df, None
+
+
+def _check_fingerprint(path: Path, row: pd.Series, key_column: str, key: str, params: dict) -> str | None:
+    if _cell(row[key_column]) != key:
+        return f"{path}: holds {key_column} {_cell(row[key_column])!r}, not {key!r}"
+    for k, v in params.items():
+        if k not in row.index:
+            return f"{path}: no column {k!r}"
+        if _cell(row[k]) != _cell(v):
+            return f"{path}: column {k!r} is {_cell(row[k])!r}, but run {key} has {v!r} (from another run)"
+    return None
+
+
+def _check_run(out: Path, run_id: str, params: dict) -> str | None:
+    path = out / "runs" / f"{run_id}.parquet"
+    df, problem = _read_one(path, RUN_RESULT_COLUMNS)
+    if problem:
+        return problem
+    if len(df) != 1:
+        return f"{path}: {len(df)} rows, expected 1"
+    problem = _check_fingerprint(path, df.iloc[0], "run_id", run_id, params)
+    if problem:
+        return problem
+    if not math.isfinite(float(df["total_gain"].iloc[0])):
+        return f"{path}: total_gain is not a finite number"
+    from ..sim.loop import SLOT_COLUMNS
+
+    spath = out / "slots" / f"{run_id}.parquet"
+    if not spath.exists():
+        return f"{spath}: missing"
+    slots, problem = _read_one(spath, ["run_id", *SLOT_COLUMNS])
+    if problem:
+        return problem
+    if len(slots) != int(params["slots"]) or not (slots["run_id"] == run_id).all():
+        return f"{spath}: {len(slots)} rows of run {run_id}, expected {params['slots']}"
+    return None
+
+
+def _check_bound(out: Path, key: str, params: dict) -> str | None:
+    path = out / "bounds" / f"{key}.parquet"
+    df, problem = _read_one(path, BOUND_RESULT_COLUMNS)
+    if problem:
+        return problem
+    if len(df) != 1:
+        return f"{path}: {len(df)} rows, expected 1"
+    return _check_fingerprint(path, df.iloc[0], "bound_key", key, params)
+
+
+def _read_all(paths: list[Path], skipped: list[str] | None = None, columns: list[str] = ()) -> pd.DataFrame:
     """Concatenate one-file tables whose columns differ (other policies' parameters)
-    or whose types differ (a parameter that is null in one run, a number in another)."""
-    if not paths:
+    or whose types differ (a parameter that is null in one run, a number in another).
+    A file that cannot be read, or lacks one of columns, is left out and named in skipped."""
+    tables = []
+    for p in paths:
+        try:
+            table = pq.read_table(p)
+        except Exception as exc:  # pyarrow raises a zoo of types for a damaged file
+            if skipped is None:
+                raise ValueError(f"{p}: unreadable result file ({type(exc).__name__})") from None
+            skipped.append(f"{p}: unreadable ({type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:120]})")
+            continue
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            if skipped is None:
+                raise ValueError(f"{p}: no column {missing[0]!r}")
+            skipped.append(f"{p}: no column {missing[0]!r}")
+            continue
+        tables.append(table)
+    if not tables:
         return pd.DataFrame()
-    tables = [pq.read_table(p) for p in paths]
     df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
     first = [c for c in PARAM_COLUMNS if c in df.columns] + sorted(c for c in df.columns if c.startswith("param_"))
     return df[first + [c for c in df.columns if c not in first]]
 
 
-def load_runs(out: str | Path) -> pd.DataFrame:
+def load_runs(out: str | Path, skipped: list[str] | None = None) -> pd.DataFrame:
     """One row per finished run, sorted by run_id, with the LP bounds (NaN
-    where none was computed) and the run's fraction of each."""
+    where none was computed) and the run's fraction of each. With a list as
+    skipped, unreadable files are left out and named there (else a ValueError)."""
     out = Path(out)
-    runs = _read_all(sorted((out / "runs").glob("*.parquet")))
+    runs = _read_all(sorted((out / "runs").glob("*.parquet")), skipped, RUN_RESULT_COLUMNS)
     if runs.empty:
         return runs
     runs = runs.sort_values("run_id", kind="stable").reset_index(drop=True)
-    bounds = _read_all(sorted((out / "bounds").glob("*.parquet")))
+    bounds = _read_all(sorted((out / "bounds").glob("*.parquet")), skipped, BOUND_RESULT_COLUMNS)
     if not bounds.empty:
         bounds = bounds[["bound_key", "static_lp_bound", "per_slot_lp_bound"]].rename(columns={"static_lp_bound": "lp_bound"})
         runs = runs.merge(bounds, on="bound_key", how="left")
@@ -124,17 +249,19 @@ def load_runs(out: str | Path) -> pd.DataFrame:
     return runs
 
 
-def load_bounds(out: str | Path) -> pd.DataFrame:
+def load_bounds(out: str | Path, skipped: list[str] | None = None) -> pd.DataFrame:
     """One row per (scenario, workload, seed, axes) group, sorted by bound_key."""
-    b = _read_all(sorted((Path(out) / "bounds").glob("*.parquet")))
+    b = _read_all(sorted((Path(out) / "bounds").glob("*.parquet")), skipped, BOUND_RESULT_COLUMNS)
     return b.sort_values("bound_key", kind="stable").reset_index(drop=True) if not b.empty else b
 
 
-def load_slots(out: str | Path) -> pd.DataFrame:
+def load_slots(out: str | Path, skipped: list[str] | None = None) -> pd.DataFrame:
     """One row per slot of every finished run, sorted by (run_id, slot)."""
+    from ..sim.loop import SLOT_COLUMNS
+
     out = Path(out)
     done = _stems(out / "runs")
-    slots = _read_all(sorted(p for p in (out / "slots").glob("*.parquet") if p.stem in done))
+    slots = _read_all(sorted(p for p in (out / "slots").glob("*.parquet") if p.stem in done), skipped, ["run_id", *SLOT_COLUMNS])
     if slots.empty:
         return slots
     return slots.sort_values(["run_id", "slot"], kind="stable").reset_index(drop=True)

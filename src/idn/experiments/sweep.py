@@ -213,7 +213,7 @@ def run_sweep(
     runs, bound_tasks = expand(exp)
     store = ResultStore(out)
     store.write_experiment(exp.source, exp.path)
-    done_runs, done_bounds = store.done_runs(), store.done_bounds()
+    done_runs, done_bounds, corrupt = store.verify(runs, bound_tasks)  # a damaged result file is run again
     todo = [t for t in bound_tasks if t.key not in done_bounds] + [t for t in runs if t.key not in done_runs]
     skipped = sum(t.key in done_runs for t in runs)
 
@@ -240,13 +240,17 @@ def run_sweep(
         "bounds_computed": finished["bound"],
         "backend": backend,
         "jobs": jobs,
+        "corrupt": corrupt,
     }
 
 
 def format_summary(s: dict) -> str:
     bounds = f"; LP bounds: {s['bounds_computed']} computed, {s['bounds'] - s['bounds_computed']} already done" if s["bounds"] else ""
+    corrupt = s.get("corrupt") or []
+    redone = "".join(f"\n  {line}" for line in corrupt)
+    redone = f"\n{len(corrupt)} damaged result file(s) moved to {s['out']}/corrupt and run again:{redone}" if corrupt else ""
     return (
-        f"sweep {s['experiment']}: {s['runs']} runs, {s['ran']} run now, {s['skipped']} already done{bounds}.\n"
+        f"sweep {s['experiment']}: {s['runs']} runs, {s['ran']} run now, {s['skipped']} already done{bounds}.{redone}\n"
         f"results in {s['out']}/runs and {s['out']}/slots "
         f"(idn.experiments.store.load_runs / load_slots)"
     )
