@@ -14,7 +14,8 @@ from collections import deque
 import numpy as np
 
 from .base import Policy, register
-from .greedy import lazy_greedy
+from .. import serving
+from .greedy import _lazy_greedy_one_block, lazy_greedy
 from .params import integer
 from .objective import Rows, build_rows, check_trace, layout, slot_shares
 
@@ -75,6 +76,28 @@ def static_greedy(rows: Rows, idn) -> tuple[np.ndarray, dict[str, float]]:
     return variants[best].reshape(V, M), values
 
 
+def static_objective(rt, trace: np.ndarray, max_entries: int | None = None) -> Rows:
+    """F(x) = sum_t G_t(x) as rows by type: exact (one row per type and slot)
+    up to max_entries stacked entries (default: the fast bound's), past it
+    the slots of a type merged by request count (:mod:`.fast_bound`): an
+    upper bound of F that is tight when shares per request move little,
+    accumulated slot by slot (no (T, E) arrays: a long trace of a large
+    network fits in memory). The greedy then maximizes that surrogate; its
+    allocation is evaluated exactly by the simulator like any other."""
+    from .fast_bound import MAX_STATIC_ENTRIES, static_rows
+
+    lay = layout(rt, "type")
+    limit = MAX_STATIC_ENTRIES if max_entries is None else max_entries
+    if int((trace > 0).sum(axis=0) @ rt.list_length) <= limit:
+        return build_rows(rt, trace, slot_shares(rt, trace), lay)
+    merged, _ = static_rows(rt, trace, rt.pair, 0, None)
+    return Rows(
+        offsets=merged.offsets, pair=merged.index, cost=merged.cost, share=merged.share, counts=merged.counts,
+        row_type=merged.row_type, block_rows=np.searchsorted(merged.row_type, np.arange(rt.n_types + 1)),
+        pair_blocks=lay.pair_blocks, n_pairs=rt.idn.n_nodes * rt.idn.n_models,
+    )  # fmt: skip
+
+
 @register
 class StaticGreedy(Policy):
     """Offline: knows the whole trace and keeps the greedy allocation of
@@ -87,8 +110,7 @@ class StaticGreedy(Policy):
 
     def _start(self, trace):
         trace = check_trace(self.rt, trace, self.name)
-        rows = build_rows(self.rt, trace, slot_shares(self.rt, trace), layout(self.rt, "type"))
-        self._x, self.variants = static_greedy(rows, self.rt.idn)
+        self._x, self.variants = static_greedy(static_objective(self.rt, trace), self.rt.idn)
 
     def propose(self) -> np.ndarray:
         return self._x.copy()
@@ -125,6 +147,9 @@ class OnlineGreedy(Policy):
         listed = np.array([len(b) > 0 for b in self._layout.pair_blocks])
         cand = np.flatnonzero(idn.fits.reshape(-1) & listed)
         cuts = np.searchsorted(self._layout.block_node, np.arange(idn.n_nodes + 1))
+        # node-task layout: each listed pair lies in exactly one block
+        self._pair_block = np.array([b[0] if len(b) else -1 for b in self._layout.pair_blocks], dtype=np.int64)
+        self._grad = np.zeros(idn.n_nodes * idn.n_models)
         # per cache node: its candidate pairs and its contiguous block range
         self._nodes = [
             (v, cand[cand // idn.n_models == v], int(cuts[v]), int(cuts[v + 1]))
@@ -139,13 +164,21 @@ class OnlineGreedy(Policy):
             counts, shares = np.array(self._counts), np.array(self._shares)
             rows = build_rows(self.rt, counts, shares, self._layout)
             tol = TOL * float((counts @ (self.rt.fallback_cost - self.rt.best_cost)).sum())
-            x = self._x
+            x, grad, size = self._x, self._grad, np.maximum(self._size, 1e-12)
             for v, cand, b0, b1 in self._nodes:
                 x[v * M : (v + 1) * M] = 0.0
                 if len(cand) == 0 or b0 == b1:
                     continue
-                upper = rows.supergradient(x, b0, b1)
-                x = lazy_greedy(rows, x, cand, self._size, idn.budget_mb, M, True, False, upper, tol).x
+                # upper bounds: the supergradient of v's blocks, in a buffer zeroed where it was written
+                # (a fresh (V*M) array and a copy of x per node were most of the time on large networks)
+                r0, r1 = int(rows.block_rows[b0]), int(rows.block_rows[b1])
+                serving._gain_kernel(rows.offsets[r0 : r1 + 1], rows.pair, rows.cost, rows.share, rows.counts[r0:r1],
+                                     x, True, grad)  # fmt: skip
+                _lazy_greedy_one_block(
+                    rows.offsets, rows.pair, rows.cost, rows.share, rows.counts, rows.block_rows, self._pair_block,
+                    x, cand, size, idn.budget_mb.astype(float), M, True, grad, tol,
+                )  # fmt: skip: x in place, the same picks as lazy_greedy
+                grad[rows.pair[rows.offsets[r0] : rows.offsets[r1]]] = 0.0
             self._x = x
         return self._x.reshape(idn.n_nodes, M).copy()
 

@@ -71,7 +71,9 @@ def _row_keys(trace: np.ndarray, exact: bool) -> np.ndarray:
 
 
 def static_rows(rt: RequestTypes, trace: np.ndarray, index: np.ndarray, max_entries: int, progress: Progress | None):
-    """The static problem's rows (see the module docstring) and whether they merge."""
+    """The static problem's rows (see the module docstring) and whether they
+    merge. index maps each entry to the state coordinate its rows read (the
+    free layout for the bound, rt.pair for a flat (V*M) allocation)."""
     T, R = trace.shape
     exact = int((trace > 0).sum(axis=0) @ rt.list_length) <= max_entries
     keys = _row_keys(trace, exact)
@@ -93,7 +95,9 @@ def static_rows(rt: RequestTypes, trace: np.ndarray, index: np.ndarray, max_entr
         _accumulate(rt.offsets, inv[t], offsets, serving.capacity_share(rt, trace[t]), trace[t], share, counts)
         if progress and (t % 50 == 49 or t == T - 1):
             progress("static rows", t + 1, T)
-    return RowSet(offsets, index[src], rt.cost[src], share, counts), not exact
+    rows = RowSet(offsets, index[src], rt.cost[src], share, counts)
+    rows.row_type = row_type  # type-major: a type's rows are contiguous
+    return rows, not exact
 
 
 @njit(cache=True, nogil=True)
@@ -122,7 +126,7 @@ def fast_bounds(
     tol: float = 2e-3,
     max_iter: int = 400,
     slot_tol: float = 5e-3,
-    slot_iter: int = 30,
+    slot_iter: int = 20,
     max_entries: int = MAX_STATIC_ENTRIES,
     progress: Progress | None = None,
 ) -> FastBounds:

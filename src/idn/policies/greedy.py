@@ -17,7 +17,9 @@ import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
+from ..serving import _gain_kernel
 from .objective import Rows
 
 FIT_SLACK_MB = 1e-9
@@ -109,3 +111,48 @@ def lazy_greedy(
             run.overflow.append(p)
             closed[v] = True
     return run
+
+
+@njit(cache=True, nogil=True)
+def _lazy_greedy_one_block(
+    offsets, pair, cost, share, counts, block_rows, pair_block, x, candidates, size, left, n_models, ratio, upper, tol
+):  # pragma: no cover - numba
+    """:func:`lazy_greedy` (overflow=False) when every pair lies in exactly
+    one block (the node-task layout), compiled: the same queue, the same
+    keys and the same arithmetic (one block's gain by serving's kernel), so
+    the same picks, without a Python call per marginal gain. x and left are
+    updated in place."""
+    block_value = np.full(len(block_rows) - 1, np.nan)
+    fresh = np.full(len(x), np.nan)  # the block's value after setting p, from p's last fresh evaluation
+    empty = np.empty(0)
+    heap = []
+    for p in candidates:
+        g = upper[p] / size[p] if ratio else upper[p]
+        heap.append((-g, p, -1))
+    heapq.heapify(heap)
+    version = 0
+    while len(heap) > 0:
+        neg, p, stamp = heapq.heappop(heap)
+        if -neg <= 0.0:
+            break
+        v = p // n_models
+        if not size[p] <= left[v] + FIT_SLACK_MB:
+            continue  # budgets only shrink: it never fits again
+        b = pair_block[p]
+        r0, r1 = block_rows[b], block_rows[b + 1]
+        if stamp != version:
+            if np.isnan(block_value[b]):
+                block_value[b] = _gain_kernel(offsets[r0 : r1 + 1], pair, cost, share, counts[r0:r1], x, False, empty)
+            x[p] = 1.0
+            after = _gain_kernel(offsets[r0 : r1 + 1], pair, cost, share, counts[r0:r1], x, False, empty)
+            x[p] = 0.0
+            gain = after - block_value[b]
+            if gain > tol:
+                fresh[p] = after
+                heapq.heappush(heap, (-(gain / size[p] if ratio else gain), p, version))
+            continue
+        x[p] = 1.0
+        block_value[b] = fresh[p]
+        version += 1
+        left[v] -= size[p]
+

@@ -45,6 +45,7 @@ class RowSet:
     cost: np.ndarray
     share: np.ndarray
     counts: np.ndarray
+    row_type: np.ndarray | None = None  # request type of each row, when known
 
     @property
     def n_rows(self) -> int:
@@ -198,7 +199,7 @@ class Lagrangian:
                 n_avg = 0
             lam_sum += lam_t
             n_avg += 1
-            if n_avg > 1:
+            if n_avg > 1 and (it % 4 == 0 or it == max_iter):  # a pass and a sort per node: not every time
                 avg = lam_sum / n_avg
                 d = self.dual(rows, avg)
                 if d < upper:
