@@ -24,6 +24,7 @@ class MostPopular(idn.Policy):
 
     name = "most-popular"
     defaults = {"window": 10}
+    state_attrs = ("_seen", "_slot", "_x")  # carried from slot to slot (and through checkpoints)
 
     def _start(self, trace):
         self.view = idn.view(self.rt)

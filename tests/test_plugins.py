@@ -37,6 +37,7 @@ class RandomFill(Policy):
 
     name = "random-fill"
     defaults = {"refresh": 5}
+    state_attrs = ("t", "x")  # what a checkpoint must carry over
 
     def _start(self, trace):
         self.t = 0
@@ -173,6 +174,27 @@ def test_idn_run_with_a_plugin_policy_matches_the_registered_class(plugin_dir, r
                 "--seed", SEED + 1, "--out", tmp_path / "other", "--quiet", "--no-bound", path=plugin_dir)  # fmt: skip
     assert other.returncode == 0, other.stderr
     assert json.loads((tmp_path / "other" / "summary.json").read_text())["total_gain"] != pytest.approx(reference.sum())
+
+
+def test_plugin_policy_resumes_from_a_checkpoint(plugin_dir, reference, tmp_path):
+    net = idn.load_scenario(plugin_dir / "scenario.yaml")
+    trace = default_trace(net, SLOTS, SEED)
+    rt = request_types_for(net, trace)
+    counts = count_matrix(rt, trace)
+    ckpt = tmp_path / "ckpt"
+
+    def stop_at_13(done, total):
+        if done == 13:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_policy(rt, base.make_policy(f"{MODULE}:RandomFill", refresh=3), counts, seed=SEED, checkpoint=ckpt,
+                   checkpoint_every=5, on_slot=stop_at_13)  # fmt: skip
+    done = []
+    resumed = run_policy(rt, base.make_policy(f"{MODULE}:RandomFill", refresh=3), counts, seed=SEED, checkpoint=ckpt,
+                         checkpoint_every=5, on_slot=lambda d, _: done.append(d))  # fmt: skip
+    assert done[0] == 11  # it did resume, after the checkpoint of slot 10
+    np.testing.assert_allclose(resumed.slots["gain"].to_numpy(), reference, rtol=1e-12)
 
 
 def test_entry_point_names_are_listed(plugin_dir):

@@ -50,6 +50,11 @@ class Policy:
       ``control_bytes`` are the control traffic of the last ``learn``
       (0 unless the policy models it).
     - Randomness only from ``self.rng``, so a seed fixes the run.
+    - ``state_attrs`` (class attribute) names the attributes that carry state
+      from slot to slot (arrays or JSON values; what ``_start`` rebuilds from
+      ``rt`` is not state). Checkpoints (``idn run --checkpoint-every``) save
+      and restore exactly these, the rng and the control counters: an
+      attribute left out restarts from its ``_start`` value on resume.
     """
 
     name: ClassVar[str] = "policy"
