@@ -27,7 +27,10 @@ def cmd_report(args) -> int:
 
     from .report import report_dir
 
-    html = report_dir(Path(args.results), Path(args.out) if args.out else None)
+    skipped: list[str] = []
+    html = report_dir(Path(args.results), Path(args.out) if args.out else None, skipped)
+    for line in skipped:
+        print(f"idn: warning: {line}; reported without it", file=sys.stderr)
     print(f"report: {html}")
     return 0
 
