@@ -40,7 +40,7 @@ def write_json(path: Path, data) -> Path:
 @contextmanager
 def serving(scenario: Path, models: Path, run_dir: Path, allocation: dict, extra=(), timeout: float = 120.0):
     """Start ``idn serve`` and wait for its ready line; yield {node id: node}
-    from nodes.json. On exit: SIGTERM to the launcher, then SIGKILL to the
+    from nodes.json and the launcher's Popen. On exit: SIGTERM to the launcher, then SIGKILL to the
     launcher's process group and to any node it left behind."""
     alloc = write_json(run_dir.parent / f"{run_dir.name}-alloc.json", allocation)
     cmd = [*IDN, "serve", str(scenario), "--models", str(models), "--allocation", str(alloc), "--run-dir", str(run_dir), *extra]
@@ -56,7 +56,7 @@ def serving(scenario: Path, models: Path, run_dir: Path, allocation: dict, extra
             if time.time() > deadline:
                 raise RuntimeError("idn serve was not ready in time")
         nodes = {n["id"]: n for n in json.loads((run_dir / "nodes.json").read_text())}
-        yield nodes
+        yield nodes, proc
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

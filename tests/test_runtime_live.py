@@ -26,7 +26,7 @@ SLOTS = 4
 @pytest.fixture(scope="module")
 def cluster(models_dir, tmp_path_factory):  # noqa: F811
     run_dir = tmp_path_factory.mktemp("live") / "run"
-    with serving(models_dir / "live-demo.yaml", models_dir, run_dir, ALLOCATION) as nodes:
+    with serving(models_dir / "live-demo.yaml", models_dir, run_dir, ALLOCATION) as (nodes, _):
         yield run_dir, nodes
 
 

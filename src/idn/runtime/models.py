@@ -62,10 +62,11 @@ def _variants(seed: int, quick: bool) -> dict:
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
 
+    iters = 200 if quick else 600
     out = {
         "logreg": lambda: LogisticRegression(max_iter=2000),
-        "mlp-small": lambda: MLPClassifier((8,), max_iter=600, random_state=seed),
-        "mlp-large": lambda: MLPClassifier((64,) if quick else (256, 256), max_iter=600, random_state=seed),
+        "mlp-small": lambda: MLPClassifier((8,), max_iter=iters, random_state=seed),
+        "mlp-large": lambda: MLPClassifier((64,) if quick else (256, 256), max_iter=iters, random_state=seed),
         "forest": lambda: RandomForestClassifier(20 if quick else 200, random_state=seed, n_jobs=1),
     }
     if not quick:
@@ -105,15 +106,23 @@ def _median_ms(session, x: np.ndarray, runs: int) -> float:
 def build_models(out: str | Path, seed: int = 0, quick: bool = False, runs: int | None = None, progress=None) -> list[BuiltModel]:
     """Train, export and measure every variant of every task; write the
     catalog, the ONNX files, the held-out data and the demo scenario."""
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from skl2onnx import to_onnx
+    from threadpoolctl import threadpool_limits
 
     out = Path(out)
     (out / "onnx").mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
     runs = runs or (60 if quick else 400)
+    # one BLAS thread: the cores are shared, and a contended multithreaded BLAS made training 10x slower
+    with threadpool_limits(limits=1):
+        return _build(out, seed, quick, runs, progress)
+
+
+def _build(out: Path, seed: int, quick: bool, runs: int, progress) -> list[BuiltModel]:
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from skl2onnx import to_onnx
+
     built = []
     for task in TASKS:
         x, y = _dataset(task)
