@@ -286,6 +286,49 @@ def test_bad_policy_key_in_an_experiment_file_is_one_line(plugin_dir, tmp_path, 
     assert f"policies.{name}: {message}" in err
 
 
+class _Broken(idn.Policy):
+    """Proposes what ``mode`` says, from slot 2 on (before that: only the permanent pairs)."""
+
+    name = "broken"
+    defaults = {"mode": "over-budget"}
+
+    def _start(self, trace):
+        self.t = 0
+
+    def propose(self):
+        net, self.t = self.rt.idn, self.t + 1
+        x = self._empty_allocation()
+        if self.t <= 2:
+            return x
+        if self.params["mode"] == "over-budget":
+            x[~net.repository] = 1.0
+        elif self.params["mode"] == "fractional":
+            x[1, 0] = 0.5
+        elif self.params["mode"] == "drops-permanent":
+            x[net.repository] = 0.0
+        else:
+            x = x[:, :-1]
+        return x
+
+
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("over-budget", "policy 'broken', slot 2: propose(): node 'edge-0' holds 1367 MB of models, over its budget of 500 MB"),
+        ("fractional", "policy 'broken', slot 2: propose(): x['regional-0', 'task-0/"),
+        ("drops-permanent", "policy 'broken', slot 2: propose() drops the permanent pair ('cloud', 'task-0/"),
+        ("shape", "policy 'broken', slot 2: propose() returned shape"),
+    ],
+)
+def test_a_plugin_allocation_that_breaks_the_contract_stops_the_run(plugin_dir, mode, message):
+    net = idn.load_scenario(plugin_dir / "scenario.yaml")
+    trace = default_trace(net, 5, 0)
+    rt = request_types_for(net, trace)
+    with pytest.raises(ValueError) as err:
+        run_policy(rt, _Broken(mode=mode), count_matrix(rt, trace))
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
 # ---------------------------------------------------------------- workloads
 def test_plugin_workload_generator(plugin_dir, tmp_path):
     net = idn.load_scenario(plugin_dir / "scenario.yaml")

@@ -41,7 +41,8 @@ class Policy:
       (T, R) count matrix for offline policies, None for online ones.
     - ``propose()`` is called once per slot, before the slot's requests are
       seen, and returns the allocation x: a (V, M) array of 0/1, permanent
-      pairs 1, every node within its budget (sum of sizes <= budget_mb).
+      pairs 1, every node within its budget (sum of sizes <= budget_mb);
+      checked every slot for a policy defined outside idn (idn.sim.contract).
     - ``learn(counts, share)`` is called after the slot is served, with the
       slot's requests per type (R,) and the capacity shares per candidate
       entry (E,). Online policies update here; it may do nothing.

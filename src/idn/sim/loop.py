@@ -19,6 +19,7 @@ from .. import serving
 from ..model.request_types import RequestTypes
 from ..policies.base import Policy
 from . import checkpoint as ckpt
+from .contract import check_allocation, is_plugin
 
 SLOT_COLUMNS = [
     "slot", "requests", "gain", "gain_max", "cost", "normalized_gain", "mean_latency_ms", "mean_accuracy",
@@ -98,9 +99,12 @@ def run_policy(
         rows[:first] = saved[:first]
 
     size = idn.size_mb
+    checked = is_plugin(policy)  # a plug-in's allocations are checked every slot (sim/contract.py)
     for t in range(first, n_slots):
         t0 = time.perf_counter()
         x = policy.propose()
+        if checked:
+            check_allocation(idn, x, policy.name, t)
         share = serving.capacity_share(rt, counts[t])
         out = serving.serve(rt, counts[t], x, share)
         policy.learn(counts[t], share)
