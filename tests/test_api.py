@@ -171,3 +171,13 @@ def test_bounds_bound_every_run(small):
     static = table.set_index("policy").loc["static-greedy", "total_gain"]
     assert static <= b["static_lp_bound"] * (1 + 1e-9)
     assert static >= 0.5 * b["static_lp_bound"]  # and the bound is not vacuous
+
+
+def test_readme_library_block_runs(capsys):
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Use it as a library") :]
+    lang, code = FENCE.search(section).groups()
+    assert lang == "python" and "idn.run(" in code
+    exec(compile(code.replace("slots=100", "slots=15"), "README.md", "exec"), {"__name__": "__readme__"})
+    printed = capsys.readouterr().out
+    assert "infida" in printed and "online-greedy" in printed and "total_gain" in printed
