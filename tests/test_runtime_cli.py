@@ -1,0 +1,56 @@
+"""``idn serve`` / ``idn load`` / the ``catalog:`` key: user mistakes end in
+one line and exit status 2, before any process starts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from runtime_helpers import models_dir  # noqa: F401
+
+from idn.cli import main
+from idn.model.scenario import load_scenario
+
+
+def _fails(capsys, argv, *words):
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("idn: error:"), err
+    for w in words:
+        assert w in err, err
+
+
+def test_the_built_catalog_feeds_the_simulator(models_dir):  # noqa: F811
+    idn = load_scenario(models_dir / "live-demo.yaml")
+    assert [n.tier for n in idn.nodes].count("access") == 2 and {n.tier for n in idn.nodes} == {"access", "edge", "regional", "cloud"}
+    assert len(idn.tasks) == 3 and all(sum(m.task == t for m in idn.models) >= 4 for t in idn.tasks)
+    rows = {r.split(",")[0]: r.split(",") for r in (models_dir / "catalog.csv").read_text().splitlines()[1:]}
+    m = idn.models[idn.model_index["digits/digits-logreg"]]
+    assert m.accuracy == pytest.approx(float(rows["digits-logreg"][5])) and m.size_mb == pytest.approx(float(rows["digits-logreg"][4]))
+    # an access node's budget holds the smallest model of each task, not every model
+    ap = idn.nodes[idn.node_index["ap-1"]]
+    assert idn.size_mb.sum() > ap.budget_mb >= sum(min(x.size_mb for x in idn.models if x.task == t) for t in idn.tasks)
+
+
+def test_serve_rejects_bad_input(capsys, models_dir, tmp_path):  # noqa: F811
+    scen = models_dir / "live-demo.yaml"
+    _fails(capsys, ["serve", tmp_path / "nope.yaml", "--models", models_dir], "nope.yaml")
+    _fails(capsys, ["serve", scen, "--models", tmp_path], "no catalog.csv")
+    bad = tmp_path / "alloc.json"
+    bad.write_text(json.dumps({"ap-1": ["digits/digits-forest", "digits/digits-mlp-large", "wine/wine-forest"]}))
+    _fails(capsys, ["serve", scen, "--models", models_dir, "--allocation", bad, "--run-dir", tmp_path / "r"], "over its budget")
+    bad.write_text(json.dumps({"ap-9": []}))
+    _fails(capsys, ["serve", scen, "--models", models_dir, "--allocation", bad, "--run-dir", tmp_path / "r"], "unknown node 'ap-9'")
+    _fails(capsys, ["serve", scen, "--models", models_dir, "--nodes", "ap-1", "--run-dir", tmp_path / "r"], "--peers")
+    _fails(capsys, ["serve", scen, "--models", models_dir, "--policy", "greedyy", "--run-dir", tmp_path / "r"], "unknown policy")
+
+
+def test_load_rejects_bad_input(capsys, models_dir, tmp_path):  # noqa: F811
+    scen = models_dir / "live-demo.yaml"
+    _fails(capsys, ["load", scen, "--run-dir", tmp_path], "no nodes.json")
+    (tmp_path / "nodes.json").write_text(json.dumps([{"id": "ap-1", "tier": "access", "url": "http://10.0.0.7:80", "pid": 1}]))
+    (tmp_path / "serve.json").write_text(json.dumps({"models": str(models_dir), "epoch": 0, "peers": {}}))
+    _fails(capsys, ["load", scen, "--run-dir", tmp_path], "loopback")
+    trace = tmp_path / "t.csv"
+    trace.write_text("slot,source,task,count\n0,ap-1,speech,3\n")
+    _fails(capsys, ["load", scen, "--run-dir", tmp_path, "--trace", trace], "unknown task 'speech'")
