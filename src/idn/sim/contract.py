@@ -5,8 +5,9 @@ array of 0/1 with every permanent pair at 1 and every node within its memory
 budget. ``serving.serve`` trusts its input, so an allocation that breaks the
 contract would not fail: it would silently report gains no feasible
 allocation can reach. The slot loop therefore checks every slot of a policy
-defined outside ``idn`` (one vectorized pass over V x M, negligible beside
-serving) and stops with one line naming the policy, the slot and the first
+defined outside ``idn`` (one vectorized pass over V x M: about 11 us per
+slot on the built-in 38 x 69 scenario, the same order as serving that slot,
+and small beside a propose() written in Python) and stops with one line naming the policy, the slot and the first
 violation. Built-in policies are covered by their own tests instead and are
 not checked, so the benchmarks time them unchanged.
 """
