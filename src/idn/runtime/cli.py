@@ -54,7 +54,8 @@ def cmd_serve(args) -> int:
     peers = read_peers(args.peers) if args.peers else None
     nodes = [n.strip() for n in args.nodes.split(",") if n.strip()] if args.nodes else None
     cluster = Cluster(args.scenario, idn, args.models, mapping, args.run_dir, nodes=nodes, peers=peers,
-                      token=args.token, hop_timeout_s=args.hop_timeout, epoch=args.epoch)  # fmt: skip
+                      token=args.token, hop_timeout_s=args.hop_timeout, epoch=args.epoch,
+                      latency_scale=args.latency_scale)  # fmt: skip
     cluster.start()
     try:
         return cluster.run_until_signal()
@@ -101,6 +102,7 @@ def add_commands(sub) -> None:
     s.add_argument("--token", help="control token (default: generated)")
     s.add_argument("--epoch", type=float, help="unix time of slot 0 (same on every host; default now)")
     s.add_argument("--hop-timeout", type=float, default=2.0, help="seconds before a silent next hop is skipped")
+    s.add_argument("--latency-scale", type=float, default=1.0, help="multiply the emulated link latencies (0: none)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("load", help="replay a trace against running nodes; compare with the simulator")

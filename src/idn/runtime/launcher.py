@@ -81,7 +81,7 @@ class Cluster:
     """The node processes of one ``idn serve``."""
 
     def __init__(self, scenario_path, idn: IDN, models_dir, allocation: dict, run_dir, nodes=None, peers=None,
-                 token=None, hop_timeout_s: float = 2.0, epoch: float | None = None):  # fmt: skip
+                 token=None, hop_timeout_s: float = 2.0, epoch: float | None = None, latency_scale: float = 1.0):  # fmt: skip
         self.idn, self.run_dir = idn, Path(run_dir)
         ids = [n.id for n in idn.nodes]
         local = list(nodes or ids)
@@ -94,6 +94,8 @@ class Cluster:
                 raise ValueError(f"--peers: no address for node(s) {', '.join(missing)}")
         elif nodes:
             raise ValueError("--nodes needs --peers FILE (the addresses of every node)")
+        if latency_scale < 0 or hop_timeout_s <= 0:
+            raise ValueError("--latency-scale must be >= 0 and --hop-timeout > 0")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.token = token or secrets.token_urlsafe(24)
@@ -114,7 +116,7 @@ class Cluster:
         cfg = {
             "scenario": str(Path(scenario_path).resolve()), "models": str(Path(models_dir).resolve()),
             "allocation": allocation, "epoch": float(epoch if epoch is not None else time.time()),
-            "peers": urls, "hop_timeout_s": hop_timeout_s,
+            "peers": urls, "hop_timeout_s": hop_timeout_s, "latency_scale": latency_scale,
         }  # fmt: skip
         (self.run_dir / "serve.json").write_text(json.dumps(cfg, indent=2))
         self.procs: dict[str, subprocess.Popen] = {}

@@ -47,6 +47,7 @@ class Node:
         self.capacity = SlotCapacity(self.router)
         self.peers: dict[str, str] = cfg["peers"]
         self.hop_timeout = float(cfg.get("hop_timeout_s", 2.0))
+        self.latency_scale = float(cfg.get("latency_scale", 1.0))  # 0: no emulated link latency (benchmarks)
         files = read_catalog_files(cfg["models"])
         self.n_features = {}
         model_files = {}
@@ -150,7 +151,7 @@ class Node:
         reasons = []
         while k < len(path):
             target = self.idn.nodes[path[k]].id
-            wait = self.router.link_ms(rho, here, k) / 1000.0
+            wait = self.latency_scale * self.router.link_ms(rho, here, k) / 1000.0
             try:
                 if wait > 0:
                     await asyncio.sleep(wait)
