@@ -15,7 +15,7 @@ import numpy as np
 
 from .base import Policy, register
 from .. import serving
-from .greedy import _lazy_greedy_one_block, lazy_greedy
+from .greedy import lazy_greedy, pair_block_csr
 from .params import integer
 from .objective import Rows, build_rows, check_trace, layout, slot_shares
 
@@ -56,12 +56,13 @@ def static_greedy(rows: Rows, idn) -> tuple[np.ndarray, dict[str, float]]:
     cand = listed_candidates(rows, idn.fits)
     tol = TOL * rows_gain_max(rows)
     upper0 = rows.supergradient(base)
+    pair_csr = pair_block_csr(rows.pair_blocks)
 
     def run(start, ratio=True, overflow=False, upper=None):
         used = (start.reshape(V, M) * (~idn.permanent)) @ idn.size_mb
         todo = cand[start[cand] < 0.5]
         upper = rows.supergradient(start) if upper is None else upper
-        return lazy_greedy(rows, start, todo, size, idn.budget_mb - used, M, ratio, overflow, upper, tol)
+        return lazy_greedy(rows, start, todo, size, idn.budget_mb - used, M, ratio, overflow, upper, tol, False, pair_csr)
 
     variants = {"ratio": run(base, upper=upper0).x, "gain": run(base, ratio=False, upper=upper0).x}
     probe = run(base, overflow=True, upper=upper0)
@@ -147,9 +148,8 @@ class OnlineGreedy(Policy):
         listed = np.array([len(b) > 0 for b in self._layout.pair_blocks])
         cand = np.flatnonzero(idn.fits.reshape(-1) & listed)
         cuts = np.searchsorted(self._layout.block_node, np.arange(idn.n_nodes + 1))
-        # node-task layout: each listed pair lies in exactly one block
-        self._pair_block = np.array([b[0] if len(b) else -1 for b in self._layout.pair_blocks], dtype=np.int64)
         self._grad = np.zeros(idn.n_nodes * idn.n_models)
+        self._pair_csr = pair_block_csr(self._layout.pair_blocks)
         # per cache node: its candidate pairs and its contiguous block range
         self._nodes = [
             (v, cand[cand // idn.n_models == v], int(cuts[v]), int(cuts[v + 1]))
@@ -164,7 +164,7 @@ class OnlineGreedy(Policy):
             counts, shares = np.array(self._counts), np.array(self._shares)
             rows = build_rows(self.rt, counts, shares, self._layout)
             tol = TOL * float((counts @ (self.rt.fallback_cost - self.rt.best_cost)).sum())
-            x, grad, size = self._x, self._grad, np.maximum(self._size, 1e-12)
+            x, grad = self._x, self._grad
             for v, cand, b0, b1 in self._nodes:
                 x[v * M : (v + 1) * M] = 0.0
                 if len(cand) == 0 or b0 == b1:
@@ -174,10 +174,7 @@ class OnlineGreedy(Policy):
                 r0, r1 = int(rows.block_rows[b0]), int(rows.block_rows[b1])
                 serving._gain_kernel(rows.offsets[r0 : r1 + 1], rows.pair, rows.cost, rows.share, rows.counts[r0:r1],
                                      x, True, grad)  # fmt: skip
-                _lazy_greedy_one_block(
-                    rows.offsets, rows.pair, rows.cost, rows.share, rows.counts, rows.block_rows, self._pair_block,
-                    x, cand, size, idn.budget_mb.astype(float), M, True, grad, tol,
-                )  # fmt: skip: x in place, the same picks as lazy_greedy
+                lazy_greedy(rows, x, cand, self._size, idn.budget_mb, M, True, False, grad, tol, True, self._pair_csr)
                 grad[rows.pair[rows.offsets[r0] : rows.offsets[r1]]] = 0.0
             self._x = x
         return self._x.reshape(idn.n_nodes, M).copy()

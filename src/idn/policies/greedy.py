@@ -32,6 +32,15 @@ class GreedyRun:
     overflow: list[int] = field(default_factory=list)  # overflow mode: the pair that closed each node
 
 
+def pair_block_csr(pair_blocks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pair block lists (:class:`Rows`' pair_blocks) as CSR: offsets per flat pair, blocks."""
+    lengths = np.fromiter((len(b) for b in pair_blocks), dtype=np.int64, count=len(pair_blocks))
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    blocks = np.concatenate(pair_blocks).astype(np.int64) if offsets[-1] else np.zeros(0, dtype=np.int64)
+    return offsets, blocks
+
+
 def lazy_greedy(
     rows: Rows,
     x: np.ndarray,
@@ -43,48 +52,68 @@ def lazy_greedy(
     overflow: bool = False,
     upper: np.ndarray | None = None,
     tol: float = 0.0,
+    in_place: bool = False,
+    pair_csr: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> GreedyRun:
-    """Greedy from x (flat, copied) over the candidate pairs (flat indices, not
-    set in x): each step sets the pair of largest marginal gain per MB
-    (ratio=True) or largest marginal gain, among the pairs that fit their
-    node's remaining budget ``left`` (per node, copied); stops when no
-    candidate gains more than tol.
+    """Greedy from x (flat, copied unless in_place) over the candidate pairs
+    (flat indices, not set in x): each step sets the pair of largest marginal
+    gain per MB (ratio=True) or largest marginal gain, among the pairs that
+    fit their node's remaining budget ``left`` (per node, copied); stops when
+    no candidate gains more than tol.
 
     overflow=True is the analysis' variant: the best pair is taken even when
     it does not fit (it goes to ``overflow`` and its node takes nothing more).
     upper: initial upper bounds of the marginal gains (default: a supergradient
-    of F at x)."""
-    x = np.array(x, dtype=float)
+    of F at x). pair_csr: :func:`pair_block_csr` of rows.pair_blocks, for
+    callers that run many greedies on one layout. The queue runs compiled
+    (:func:`_lazy_greedy_kernel`)."""
+    x = np.ascontiguousarray(x, dtype=float) if in_place else np.array(x, dtype=float)
     left = np.array(left, dtype=float)
     size = np.maximum(np.asarray(size, dtype=float), 1e-12)
-    run = GreedyRun(x)
+    candidates = np.asarray(candidates, dtype=np.int64)
     if len(candidates) == 0:
-        return run
+        return GreedyRun(x)
     if upper is None:
         upper = rows.supergradient(x)
-    block_value = np.full(rows.n_blocks, np.nan)
-    closed = np.zeros(len(left), dtype=bool)
+    pb_offsets, pb_blocks = pair_block_csr(rows.pair_blocks) if pair_csr is None else pair_csr
+    added = np.empty(len(candidates), dtype=np.int64)
+    over = np.empty(len(left), dtype=np.int64)
+    n_added, n_over = _lazy_greedy_kernel(
+        rows.offsets, rows.pair, rows.cost, rows.share, rows.counts, rows.block_rows, pb_offsets, pb_blocks, x,
+        candidates, size, left, int(n_models), bool(ratio), bool(overflow), np.ascontiguousarray(upper, dtype=float),
+        float(tol), added, over,
+    )  # fmt: skip
+    return GreedyRun(x, added[:n_added].tolist(), over[:n_over].tolist())
 
-    def value(b: int) -> float:
-        if np.isnan(block_value[b]):
-            block_value[b] = rows.block_gain(x, b)
-        return block_value[b]
 
-    def marginal(p: int) -> tuple[float, list[float]]:
-        blocks = rows.pair_blocks[p]
-        before = [value(b) for b in blocks]
-        x[p] = 1.0
-        after = [rows.block_gain(x, b) for b in blocks]
-        x[p] = 0.0
-        return sum(after) - sum(before), after
+@njit(cache=True, nogil=True)
+def _block_gain(offsets, pair, cost, share, counts, block_rows, b, x, empty):  # pragma: no cover - numba
+    r0, r1 = block_rows[b], block_rows[b + 1]
+    return _gain_kernel(offsets[r0 : r1 + 1], pair, cost, share, counts[r0:r1], x, False, empty)
 
-    def key(gain: float, p: int) -> float:
-        return gain / size[p] if ratio else gain
 
-    heap = [(-key(float(upper[p]), int(p)), int(p), -1) for p in candidates]
+@njit(cache=True, nogil=True)
+def _lazy_greedy_kernel(
+    offsets, pair, cost, share, counts, block_rows, pb_offsets, pb_blocks, x, candidates, size, left, n_models, ratio,
+    overflow, upper, tol, added, over,
+):  # pragma: no cover - numba
+    """The queue of :func:`lazy_greedy`. A key is (-gain [/ size], pair,
+    version it was computed at); a pair popped with a stale version is
+    re-evaluated exactly (F(x + e_p) - F(x) over the blocks listing p, each
+    block's value cached) and pushed back, one popped fresh is taken. x and
+    left change in place; returns (pairs added, overflow pairs)."""
+    block_value = np.full(len(block_rows) - 1, np.nan)
+    fresh = np.empty(len(pb_blocks))  # per (pair, block): the block's value with p set, at p's last evaluation
+    closed = np.zeros(len(left), dtype=np.bool_)
+    empty = np.empty(0)
+    heap = []
+    for p in candidates:
+        heap.append((-(upper[p] / size[p] if ratio else upper[p]), p, -1))
     heapq.heapify(heap)
-    version, fresh_after = 0, {}
-    while heap:
+    version = 0
+    n_added = 0
+    n_over = 0
+    while len(heap) > 0:
         neg, p, stamp = heapq.heappop(heap)
         if -neg <= 0.0:
             break  # an upper bound of every remaining marginal gain
@@ -95,64 +124,33 @@ def lazy_greedy(
         if not fits and not overflow:
             continue  # budgets only shrink: it never fits again
         if stamp != version:
-            gain, after = marginal(p)
+            before = 0.0
+            for i in range(pb_offsets[p], pb_offsets[p + 1]):
+                b = pb_blocks[i]
+                if np.isnan(block_value[b]):
+                    block_value[b] = _block_gain(offsets, pair, cost, share, counts, block_rows, b, x, empty)
+                before += block_value[b]
+            x[p] = 1.0
+            after = 0.0
+            for i in range(pb_offsets[p], pb_offsets[p + 1]):
+                a = _block_gain(offsets, pair, cost, share, counts, block_rows, pb_blocks[i], x, empty)
+                fresh[i] = a
+                after += a
+            x[p] = 0.0
+            gain = after - before
             if gain > tol:
-                fresh_after[p] = after
-                heapq.heappush(heap, (-key(gain, p), p, version))
+                heapq.heappush(heap, (-(gain / size[p] if ratio else gain), p, version))
             continue  # else: it can only gain less later
         x[p] = 1.0
-        for b, val in zip(rows.pair_blocks[p], fresh_after.pop(p)):
-            block_value[b] = val
+        for i in range(pb_offsets[p], pb_offsets[p + 1]):
+            block_value[pb_blocks[i]] = fresh[i]
         version += 1
         if fits:
             left[v] -= size[p]
-            run.added.append(p)
+            added[n_added] = p
+            n_added += 1
         else:
-            run.overflow.append(p)
+            over[n_over] = p
+            n_over += 1
             closed[v] = True
-    return run
-
-
-@njit(cache=True, nogil=True)
-def _lazy_greedy_one_block(
-    offsets, pair, cost, share, counts, block_rows, pair_block, x, candidates, size, left, n_models, ratio, upper, tol
-):  # pragma: no cover - numba
-    """:func:`lazy_greedy` (overflow=False) when every pair lies in exactly
-    one block (the node-task layout), compiled: the same queue, the same
-    keys and the same arithmetic (one block's gain by serving's kernel), so
-    the same picks, without a Python call per marginal gain. x and left are
-    updated in place."""
-    block_value = np.full(len(block_rows) - 1, np.nan)
-    fresh = np.full(len(x), np.nan)  # the block's value after setting p, from p's last fresh evaluation
-    empty = np.empty(0)
-    heap = []
-    for p in candidates:
-        g = upper[p] / size[p] if ratio else upper[p]
-        heap.append((-g, p, -1))
-    heapq.heapify(heap)
-    version = 0
-    while len(heap) > 0:
-        neg, p, stamp = heapq.heappop(heap)
-        if -neg <= 0.0:
-            break
-        v = p // n_models
-        if not size[p] <= left[v] + FIT_SLACK_MB:
-            continue  # budgets only shrink: it never fits again
-        b = pair_block[p]
-        r0, r1 = block_rows[b], block_rows[b + 1]
-        if stamp != version:
-            if np.isnan(block_value[b]):
-                block_value[b] = _gain_kernel(offsets[r0 : r1 + 1], pair, cost, share, counts[r0:r1], x, False, empty)
-            x[p] = 1.0
-            after = _gain_kernel(offsets[r0 : r1 + 1], pair, cost, share, counts[r0:r1], x, False, empty)
-            x[p] = 0.0
-            gain = after - block_value[b]
-            if gain > tol:
-                fresh[p] = after
-                heapq.heappush(heap, (-(gain / size[p] if ratio else gain), p, version))
-            continue
-        x[p] = 1.0
-        block_value[b] = fresh[p]
-        version += 1
-        left[v] -= size[p]
-
+    return n_added, n_over
