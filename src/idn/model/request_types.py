@@ -128,6 +128,10 @@ def build_request_types(idn: IDN, sources: list[str] | None = None) -> RequestTy
             raise ValueError(f"unknown source node {sid!r}")
     src_idx = sorted({idn.node_index[s] for s in source_ids})
     paths = repository_paths(idn, src_idx)
+    from .. import limits
+
+    n_entries = sum(len(paths[s]) for s in src_idx) * idn.n_models  # at most: every model on every path node
+    limits.check_request_types(f"scenario {idn.name!r}", len(src_idx) * len(idn.tasks), n_entries)
 
     n_models = idn.n_models
     tau = idn.service_time_ms

@@ -291,6 +291,7 @@ def scenario_from_dict(d: dict, base_dir: str | Path | None = None, *, default_n
                 data.pop(e["loc"][0], None)
 
     n_before = len(errors)
+    _check_size(spec)  # before generating anything: a tree of 10^6 nodes is refused in a second, with the estimate
     gen_nodes, gen_links = _topology(spec.topology, errors) if spec.topology is not None else ([], [])
     placed, known = _nodes(spec, gen_nodes, errors)
     nodes_ok = len(errors) == n_before
@@ -375,6 +376,51 @@ def scenario_from_dict(d: dict, base_dir: str | Path | None = None, *, default_n
         sources=sources,
         workload=workload,
     )
+
+
+def _check_size(spec: ScenarioSpec) -> None:
+    """Refuse (ScenarioError, one line) a scenario whose nodes, request types
+    or candidate entries would not fit in memory (idn.limits), estimated from
+    the keys alone. Entries: each source's path holds up to every model; a
+    tiered tree's paths have 4 nodes, other paths at least 1 (so this
+    estimate is low for deep graphs; build_request_types checks again with
+    the real paths)."""
+    from .. import limits
+
+    def count(x):
+        return x if isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 10**9 else None
+
+    n_nodes, n_sources, depth, where = len(spec.nodes), None, 1, "nodes"
+    tree = (spec.topology or {}).get("tiered_tree", False)
+    if tree is None or isinstance(tree, dict):
+        p = {**(tree or {}), **{k: v for k, v in spec.topology.items() if k != "tiered_tree"}}
+        sizes = [count(p.get(k, 3)) for k in ("regional", "edge_per_regional", "access_per_edge")]
+        if None in sizes:
+            return  # the generator names the bad value
+        r, e, a = sizes
+        n_nodes += 1 + r + r * e + r * e * a
+        n_sources, depth, where = r * e * a, 4, "topology.tiered_tree"
+    if spec.sources is not None:
+        n_sources = len(spec.sources)
+    n_sources = n_nodes if n_sources is None else n_sources
+    tasks = spec.tasks
+    if isinstance(tasks, dict) and isinstance(tasks.get("generate"), dict):
+        g = tasks["generate"]
+        n_tasks = count(g.get("count")) or 0
+        per = g.get("models_per_task", 8)
+        hi = per[-1] if isinstance(per, (list, tuple)) and per else per
+        n_models = n_tasks * (count(hi) or 1)
+        where = where if where != "nodes" else "tasks.generate"
+    elif isinstance(tasks, list):
+        n_tasks = len(tasks)
+        n_models = sum(len(t["models"]) if isinstance(t, dict) and isinstance(t.get("models"), list) else 1 for t in tasks)
+    else:
+        return
+    try:
+        limits.check(where, f"{n_nodes:,} nodes", n_nodes * limits.PER_NODE)
+        limits.check_request_types(where, n_sources * n_tasks, n_sources * n_models * depth)
+    except limits.LimitError as exc:
+        raise ScenarioError([str(exc)]) from None
 
 
 def _demand_weights(workload: dict, topology: dict | None, sources: list[str], errors: list[str]) -> dict:

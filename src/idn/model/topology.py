@@ -132,6 +132,10 @@ def tiered_tree(
             what = "a finite number, at most 1e9" if _numeric(value) and value > 0 else "> 0"
             raise ValueError(f"latency_ms.{key}: must be {what}, got {value!r}")
     params = _tier_params(budget_mb, hardware, speed, workers, budget_scale)
+    from .. import limits
+
+    n_nodes = 1 + regional + regional * edge_per_regional * (1 + access_per_edge)
+    limits.check("tiered_tree", f"{n_nodes:,} nodes", n_nodes * limits.PER_NODE)  # before making them
 
     n_edge = regional * edge_per_regional
     n_access = n_edge * access_per_edge

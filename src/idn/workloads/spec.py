@@ -98,8 +98,13 @@ def check_spec(spec) -> str:
 
 def from_spec(spec: Mapping, sources: Sequence[str], tasks: Sequence[str], slots: int, seed: int) -> pd.DataFrame:
     """Trace described by ``spec``; unknown kind or parameter -> ValueError."""
+    from .. import limits
+
     kind = check_spec(spec)
     params = {k: v for k, v in spec.items() if k != "kind"}
+    if isinstance(slots, int):
+        rows = float(slots) * len(sources) * len(tasks)
+        limits.check(f"workload {kind}", f"{slots:,} slots of {len(sources)} sources x {len(tasks)} tasks", rows * limits.PER_TRACE_ROW)
     trace = generator(kind)(sources, tasks, slots, seed, **params)
     if kind in WORKLOAD_KINDS:
         return trace

@@ -51,6 +51,10 @@ def _int_column(values: pd.Series, name: str, where: Callable[[int], str]) -> np
     if neg.any():
         i = int(np.flatnonzero(neg)[0])
         raise ValueError(f"{where(i)}: column {name!r}: {values.iloc[i]!r} is negative")
+    huge = num > 2**53  # past it floats skip integers, and int64 overflows not far beyond
+    if huge.any():
+        i = int(np.flatnonzero(huge)[0])
+        raise ValueError(f"{where(i)}: column {name!r}: {values.iloc[i]!r} is too large (at most 2**53)")
     return num.astype(np.int64)
 
 
@@ -118,6 +122,7 @@ def _read_table(path: str | Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
     fmt = _format(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such trace file: {str(path)!r}")
+    _check_file_size(path, fmt)
     if fmt == "csv":
         try:
             # ids stay strings ("01" is not 1); numbers are parsed (and checked) later
@@ -130,6 +135,23 @@ def _read_table(path: str | Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
     except Exception as e:  # pyarrow raises a zoo of types for a bad file
         raise ValueError(f"{path}: not a readable Parquet table: {str(e).strip().splitlines()[0]}") from None
     return df, _row_label(str(path))
+
+
+def _check_file_size(path: Path, fmt: str) -> None:
+    """Refuse, before reading, a trace that would not fit in memory (idn.limits)."""
+    from .. import limits
+
+    if fmt == "csv":
+        size = path.stat().st_size
+        limits.check(str(path), f"a {size / 2**20:,.0f} MB CSV trace", size * limits.CSV_BYTES_FACTOR)
+        return
+    try:
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # not Parquet: read_parquet below says so in one line
+        return
+    limits.check(str(path), f"a trace of {rows:,} rows", rows * limits.PER_TRACE_ROW)
 
 
 def read_trace(path: str | Path) -> pd.DataFrame:
@@ -241,6 +263,9 @@ def to_matrix(
         i = int(np.flatnonzero(slot < 0)[0])
         raise ValueError(f"trace row {i + 1}: negative slot {int(slot[i])}")
     T = int(slots) if slots is not None else (int(slot.max()) + 1 if len(slot) else 0)
+    from .. import limits
+
+    limits.check_counts("trace", T, n_types)  # a single row at slot 10^9 asks for 10^9 rows
     keep = slot < T
     flat = slot[keep] * n_types + rho[keep]
     counts = trace["count"].to_numpy(dtype=float)[keep]
