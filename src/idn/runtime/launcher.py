@@ -137,7 +137,7 @@ class Cluster:
         ]
         (self.run_dir / "nodes.json").write_text(json.dumps(nodes, indent=2))
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
+    def wait_ready(self, timeout: float = 300.0) -> None:  # a busy shared machine can take minutes
         deadline = time.time() + timeout
         pending = list(self.urls)
         while pending:

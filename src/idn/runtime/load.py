@@ -192,7 +192,7 @@ def summarize(idn: IDN, nodes: list[dict], recs: list[dict], files: dict) -> dic
             errors[msg] = errors.get(msg, 0) + 1
     return {
         "sent": len(recs), "answered": n, "errors": len(recs) - len(ok), "lost": len(recs) - n,
-        "latency_ms": {f"p{q}": float(np.percentile(lat, q)) for q in (50, 95, 99)},
+        "latency_ms": {**{f"p{q}": float(np.percentile(lat, q)) for q in (50, 95, 99)}, "mean": float(lat.mean())},
         "accuracy": float(np.mean([c for v in per_model.values() for c in v])) if ok else 0.0,
         "catalog_accuracy": float(np.mean([acc_of[r["body"]["model"]] for r in ok])) if ok else 0.0,
         "served_per_tier": {t: (c / n if n else 0.0) for t, c in per_tier.items()},
@@ -206,7 +206,7 @@ def format_report(rep: dict) -> str:
     sim = rep["simulated"]
     lines = [
         f"sent {rep['sent']}, answered {rep['answered']}, errors {rep['errors']}, lost {rep['lost']}",
-        "latency ms: p50 {p50:.1f}, p95 {p95:.1f}, p99 {p99:.1f} (simulated mean {m:.1f})".format(**rep["latency_ms"], m=sim["mean_latency_ms"]),
+        "latency ms: p50 {p50:.1f}, p95 {p95:.1f}, p99 {p99:.1f}, mean {mean:.1f} (simulated mean {m:.1f})".format(**rep["latency_ms"], m=sim["mean_latency_ms"]),
         f"accuracy: measured {rep['accuracy']:.3f}, catalog for the models that served {rep['catalog_accuracy']:.3f}, simulated {sim['accuracy']:.3f}",
         f"{'tier':<10} {'measured':>9} {'simulated':>9}",
     ]  # fmt: skip

@@ -180,7 +180,7 @@ _TIER_HW = {"access": (1, 40.0), "edge": (2, 5.0), "regional": (4, 1.0), "cloud"
 _LINKS_MS = (("ap-1", "edge-1", 25), ("ap-2", "edge-1", 25), ("edge-1", "regional-1", 10), ("regional-1", "cloud", 25))
 
 
-def demo_scenario(built: list[BuiltModel], rate: float = 60.0) -> str:
+def demo_scenario(built: list[BuiltModel], rate: float = 100.0) -> str:
     """A 5-node tree (2 access, 1 edge, 1 regional, the cloud repository)
     whose budgets are scaled to these model sizes: an access node holds about
     one small model per task, the edge a quarter of all bytes, the regional

@@ -136,11 +136,17 @@ class Node:
         t0 = time.perf_counter()
         label = await asyncio.get_running_loop().run_in_executor(self.pool, predict, session, x[None, :])
         ms = (time.perf_counter() - t0) * 1000.0
+        # the scenario's service time tau (the node's hardware, docs/model.md section 2) is
+        # emulated as links are: the answer waits out what the real model did not take
+        extra = max(0.0, self.latency_scale * float(self.idn.service_time_ms[self.v, m]) - ms)
+        if extra > 0:
+            await asyncio.sleep(extra / 1000.0)
         self.counters["served"] += 1
         self.metrics.served(self.idn.models[m].id, ms)
         pred = label[0].item()
         return {"prediction": pred, "node": self.id, "model": self.idn.models[m].id, "hops": hops, "slot": slot,
-                "timings_ms": {"service": ms, "emulated_link": 0.0}}  # fmt: skip
+                "timings_ms": {"service": ms, "emulated_service": extra,
+                               "emulated_link": 0.0}}  # fmt: skip
 
     async def _forward(self, rho: int, k: int, body: dict):
         """Send one hop up; a node that does not answer in time is skipped (the
@@ -320,10 +326,13 @@ async def _json_object(request: web.Request) -> dict | None:
 async def _main(run_dir: Path, node_id: str, fd: int) -> None:
     from ..model.scenario import load_scenario
 
+    t0 = time.perf_counter()
     cfg = json.loads((run_dir / "serve.json").read_text())
     token = (run_dir / "token").read_text().strip()
     node = Node(cfg, node_id, load_scenario(cfg["scenario"]), token)
+    print(f"node {node_id}: scenario loaded in {time.perf_counter() - t0:.1f} s", flush=True)
     await node.start()
+    print(f"node {node_id}: {len(node.store.sessions)} models loaded, warm, in {time.perf_counter() - t0:.1f} s", flush=True)
     runner = web.AppRunner(node.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
     await web.SockSite(runner, socket.socket(fileno=fd)).start()
