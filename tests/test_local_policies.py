@@ -175,3 +175,40 @@ def test_heuristics_are_always_feasible(seed, name):
     for t in range(trace.shape[0]):
         assert_feasible(idn, policy.propose())
         policy.learn(trace[t], serving.capacity_share(rt, trace[t]))
+
+
+# ---- INFIDA's low-churn rounding still follows a shift ----------------------
+def test_coupled_infida_follows_a_popularity_shift_and_then_stays_put():
+    """Popularity reverses at slot 150. Within 20 slots the coupled (lazy)
+    rounding's allocation has moved: it beats the allocation it held before
+    the shift, kept frozen, on the slots after; at steady state it loads
+    almost nothing."""
+    from idn.model.scenario import scenario_from_dict
+
+    idn = scenario_from_dict({
+        "name": "shift", "alpha": 2.0,
+        "topology": {"tiered_tree": {"regional": 2, "edge_per_regional": 2, "access_per_edge": 2, "budget_scale": 0.5}},
+        "tasks": {"generate": {"count": 6, "models_per_task": [4, 5], "seed": 3}},
+    })  # fmt: skip
+    rt = build_request_types(idn)
+    T, shift = 300, 150
+    rng = np.random.default_rng(0)
+    pop = np.array([0.6, 0.2, 0.1, 0.05, 0.03, 0.02])
+    counts = np.array([rng.poisson(100 * (pop if t < shift else pop[::-1])[rt.task]) for t in range(T)], dtype=float)
+    policy = make_policy("infida", rounding="coupled").start(rt, seed=1)
+    gains, loads, prev, frozen = [], [], idn.permanent.copy(), None
+    for t in range(T):
+        x = policy.propose()
+        if t == shift:
+            frozen = prev.astype(float)
+        share = serving.capacity_share(rt, counts[t])
+        gains.append(serving.gain(rt, counts[t], x, share))
+        loads.append(int(((x > 0.5) & ~prev).sum()))
+        prev = x > 0.5
+        policy.learn(counts[t], share)
+    after = range(shift + 20, shift + 60)
+    frozen_gain = sum(serving.gain(rt, counts[t], frozen) for t in after)
+    assert sum(gains[t] for t in after) > 1.01 * frozen_gain
+    assert sum(loads[shift : shift + 20]) > 0  # it moved
+    caches = int((~idn.repository).sum())
+    assert sum(loads[-100:]) / (100 * caches) < 0.01  # and then stays put

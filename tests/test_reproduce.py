@@ -27,9 +27,15 @@ def test_quick_paper_study_produces_the_report(tmp_path):
     assert set(runs["workload"]) == {"stationary", "shifting"}
     assert set(runs["policy"]) == {"infida", "online-greedy", "static-greedy", "infida-offline", "cloud-only"}
     assert runs["lp_bound"].notna().all()
+    adapt = load_runs(out / "quick-adapt")
+    assert set(adapt["policy"]) == {"infida", "local-greedy", "lfu", "lru", "static-greedy", "cloud-only"}
+    assert (adapt["total_gain"] <= adapt["per_slot_lp_bound"] * (1 + 1e-9)).all()
+    runs = pd.concat([runs, adapt])
     # no policy beats the bound that holds for every policy
     assert (runs["total_gain"] <= runs["per_slot_lp_bound"] * (1 + 1e-9)).all()
     meta = json.loads((out / "reproduce.json").read_text())
     assert meta["runs"] == len(runs.drop_duplicates("run_id"))
-    for stem in ("latency-accuracy_tree_stationary", "gain-vs-budget_geant_shifting", "psi-regret_tree_shifting"):
+    assert "Headline:" in html and "INFIDA against each heuristic" in html and "Adversarial sequence" in html
+    for stem in ("latency-accuracy_tree_stationary", "gain-vs-budget_geant_shifting", "psi-regret_tree_shifting",
+                 "gain-over-time_tree_shift-10", "adversarial-regret"):
         assert (out / "report" / "figures" / f"{stem}.png").stat().st_size > 5000

@@ -171,8 +171,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", str(text)).strip("-").lower() or "x"
 
 
-def make_report(runs: pd.DataFrame, slots: pd.DataFrame, out: Path, title: str = "IDN experiment report") -> Path:
-    """Write figures, report.html and report.md into out; returns report.html."""
+def make_report(
+    runs: pd.DataFrame, slots: pd.DataFrame, out: Path, title: str = "IDN experiment report", headline_ids=None
+) -> Path:
+    """Write figures, report.html and report.md into out; returns report.html.
+    The headline tables cover the runs in headline_ids (default: all)."""
     runs, slots = _prepare(runs, slots)
     out = Path(out)
     fig_dir = out / "figures"
@@ -247,7 +250,7 @@ def make_report(runs: pd.DataFrame, slots: pd.DataFrame, out: Path, title: str =
         f"budget scale in {{{', '.join(f'{b:g}' for b in sorted(runs['budget_scale'].unique()))}}}; "
         f"policies: {', '.join(colors)}."
     )
-    headline = headline_tables(runs)
+    headline = headline_tables(runs if headline_ids is None else runs[runs["run_id"].isin(set(headline_ids))])
     (out / "report.md").write_text(_markdown(title, meta, sections, tables, headline), encoding="utf-8")
     page = out / "report.html"
     page.write_text(_html(title, meta, sections, tables, fig_dir, headline), encoding="utf-8")

@@ -20,7 +20,10 @@ from ..sim.loop import RunResult, run_policy
 DEMO_POLICIES = [
     ("infida", "infida", {}),
     ("infida (coupled rounding)", "infida", {"rounding": "coupled"}),
-    ("online-greedy", "online-greedy", {}),
+    ("local-greedy", "local-greedy", {}),
+    ("lfu", "lfu", {}),
+    ("lru", "lru", {}),
+    ("online-greedy (centralized)", "online-greedy", {}),
     ("static-greedy *", "static-greedy", {}),
     ("infida-offline *", "infida-offline", {}),
     ("cloud-only", "cloud-only", {}),
@@ -54,6 +57,14 @@ def with_bounds(summary: dict, bound: dict | None, dynamic: bool) -> dict:
     summary["fraction_of_bound"] = total / static if static > 0 else None
     summary["per_slot_lp_bound"] = per_slot
     summary["fraction_of_per_slot_bound"] = total / per_slot if per_slot > 0 else None
+    if "method" in bound:  # certified_bounds: the method, its time and the gaps, with this run as a feasible gain
+        from .bound_run import regap
+
+        full = regap(bound, total, dynamic)
+        summary["bound_method"] = full["method"]
+        summary["bound_seconds"] = full["seconds"]
+        summary["gap"] = full["gap"]
+        summary["per_slot_gap"] = full["per_slot_gap"]
     if dynamic and static > 0 and total > static * (1 + 1e-9):
         summary["note"] = (
             "this dynamic policy beat the best static allocation's LP bound: the workload shifts, "
@@ -74,6 +85,7 @@ def run_to_dir(
     with_bound: bool = True,
     progress: bool = True,
     restart: bool = False,
+    bound: str = "auto",
 ) -> dict:
     """``idn run``: summary.json, slots.csv and allocation.json in out.
     ``restart`` forgets a checkpoint left in out; else one is resumed, or
@@ -96,10 +108,10 @@ def run_to_dir(
     summary = result.summary()
     summary["seed"] = seed
     summary["params"] = result.params
-    if with_bound:
-        from ..policies.bounds import bounds
+    if with_bound and bound != "none":  # --bound auto|lp|fast (--no-bound: none)
+        from .bound_run import compute_bounds
 
-        summary = with_bounds(summary, bounds(rt, counts), dynamic=not policy.offline)
+        summary = with_bounds(summary, compute_bounds(rt, counts, bound, progress), dynamic=not policy.offline)
     write_result(out, result, summary, idn)
     return summary
 
