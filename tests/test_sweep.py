@@ -217,6 +217,7 @@ def test_bounds_computed_once_per_group_and_merged(tmp_path, monkeypatch):
 
     stub = types.ModuleType("idn.policies.bounds")
     stub.bounds = fake_bounds
+    stub.certified_bounds = lambda rt, counts, method: {**fake_bounds(rt, counts), "method": "lp", "seconds": 0.0, "gap": None}
     monkeypatch.setitem(sys.modules, "idn.policies.bounds", stub)
     monkeypatch.setattr(idn.policies, "bounds", stub, raising=False)
     exp = copy.deepcopy(EXPERIMENT)

@@ -10,6 +10,10 @@ from pathlib import Path
 
 
 
+BOUND_CHOICES = ("auto", "lp", "fast", "none")  # idn.policies.bounds.BOUND_METHODS (not imported: keeps --help fast)
+BOUND_HELP = "upper bounds: lp (HiGHS), fast (Lagrangian, no solver), auto (lp while small), none"
+
+
 class UserError(Exception):
     """A mistake in the user's input: printed as one line, exit status 2."""
 
@@ -93,7 +97,7 @@ def cmd_run(args) -> int:
     summary = run_to_dir(
         idn, args.policy, Path(args.out), trace=trace, slots=args.slots, seed=args.seed, params=params,
         checkpoint_every=args.checkpoint_every, with_bound=not args.no_bound, progress=not args.quiet,
-        restart=args.restart,
+        restart=args.restart, bound="none" if args.no_bound else args.bound,
     )  # fmt: skip
     print(json.dumps(summary, indent=2))
     return 0
@@ -114,15 +118,18 @@ def _parse_params(items: list[str] | None) -> dict:
 
 # ---------------------------------------------------------------- bound
 def cmd_bound(args) -> int:
-    from .policies.bounds import bounds
+    from .experiments.bound_run import compute_bounds
     from .sim.inputs import count_matrix, default_trace, request_types_for
 
+    if args.bound == "none":
+        raise UserError("idn bound: --bound none computes nothing; choose auto, lp or fast")
     idn = _load_scenario(args.scenario)
     trace = _read_trace(args.trace) if args.trace else default_trace(idn, args.slots, args.seed)
     rt = request_types_for(idn, trace)
     counts = count_matrix(rt, trace)
-    result = bounds(rt, counts)
-    print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k:>20}: {v:.6g}" for k, v in result.items()))
+    result = compute_bounds(rt, counts, args.bound, progress=not args.quiet)
+    fmt = lambda v: f"{v:.6g}" if isinstance(v, float) else str(v)  # noqa: E731
+    print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k:>20}: {fmt(v)}" for k, v in result.items()))
     return 0
 
 
@@ -161,31 +168,8 @@ def cmd_trace_show(args) -> int:
 
 
 # ---------------------------------------------------------------- parser
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line, like every other input error (sub-parsers inherit it)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-# the numeric flags' sane ranges (name, low, high), checked after parsing, whatever the sub-command
-_FLAG_RANGES = (("slots", 1, 10**9), ("seed", 0, 2**63 - 1), ("checkpoint_every", 0, 10**9), ("jobs", 1, 4096))
-
-
-def _check_flags(args) -> None:
-    for name, lo, hi in _FLAG_RANGES:
-        v = getattr(args, name, None)
-        if v is not None and not lo <= v <= hi:
-            raise UserError(f"--{name.replace('_', '-')}: must be an integer from {lo} to {hi:,}, got {v}")
-    if args.memory_limit is not None:
-        from .limits import set_limit
-
-        set_limit(args.memory_limit)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="idn", description="Inference Delivery Networks: model, policies, experiments.")
-    p.add_argument("--memory-limit", type=float, metavar="GB", help="refuse inputs estimated to need more memory (default: half the RAM)")
+    p = argparse.ArgumentParser(prog="idn", description="Inference Delivery Networks: model, policies, experiments.")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("validate", help="check a scenario file and summarize it")
@@ -209,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--checkpoint-every", type=int, default=0, metavar="K", help="save state every K slots; rerun to resume")
     s.add_argument("--restart", action="store_true", help="ignore and remove a checkpoint left in --out: start over")
-    s.add_argument("--no-bound", action="store_true", help="skip the LP bounds")
+    s.add_argument("--bound", choices=BOUND_CHOICES, default="auto", help=BOUND_HELP)
+    s.add_argument("--no-bound", action="store_true", help="skip the bounds (same as --bound none)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_run)
 
@@ -218,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trace")
     s.add_argument("--slots", type=int, default=200)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--bound", choices=BOUND_CHOICES, default="auto", help=BOUND_HELP)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_bound)
 
     s = sub.add_parser("demo", help="run INFIDA and the baselines on the built-in scenario")
@@ -251,7 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        _check_flags(args)
         return args.func(args)
     except UserError as exc:
         print(f"idn: error: {exc}", file=sys.stderr)
