@@ -54,3 +54,33 @@ def test_load_rejects_bad_input(capsys, models_dir, tmp_path):  # noqa: F811
     trace = tmp_path / "t.csv"
     trace.write_text("slot,source,task,count\n0,ap-1,speech,3\n")
     _fails(capsys, ["load", scen, "--run-dir", tmp_path, "--trace", trace], "unknown task 'speech'")
+
+
+def test_models_build_is_seeded_and_measures_what_it_wrote(models_dir, tmp_path):  # noqa: F811
+    """A second build with the same seed gives the same models; the catalog's
+    accuracy is what the .onnx file scores on the held-out data written beside it."""
+    import csv
+    import warnings
+
+    import numpy as np
+
+    from idn.runtime.models import _session, build_models, predict
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = build_models(tmp_path / "again", seed=0, quick=True, runs=5)
+    with open(models_dir / "catalog.csv", newline="") as fh:
+        rows = {r["model"]: r for r in csv.DictReader(fh)}
+    assert len(again) == len(rows) >= 12 and len({b.task for b in again}) >= 3
+    for b in again:
+        r = rows[b.name]
+        assert b.accuracy == pytest.approx(float(r["top1_accuracy"]), abs=1e-6)
+        assert b.size_mb == pytest.approx(float(r["size_mb"]), rel=1e-5)
+        assert float(r["size_mb"]) * 1e6 == pytest.approx((models_dir / r["file"]).stat().st_size, rel=1e-5)
+        assert 0 < float(r["cpu_ms_per_step"]) < 1000
+    r = rows["wine-forest"]
+    data = np.load(models_dir / "data" / "wine.npz")
+    acc = float(np.mean(predict(_session(models_dir / r["file"]), data["x"]) == data["y"]))
+    assert acc == pytest.approx(float(r["top1_accuracy"]), abs=1e-6)
+    # variants span accuracy and size
+    assert max(b.size_mb for b in again) > 10 * min(b.size_mb for b in again)

@@ -75,6 +75,9 @@ def test_bad_input_gets_a_4xx_and_the_node_stays_up(cluster):
     assert status == 400
     status, body = _post(url, json.dumps([1, 2]).encode())
     assert status == 400
+    forged = {"task": "wine", "input": [0.0] * 13, "source": "ap-1", "slot": "soon", "hops": 3}
+    status, body = _post(url, json.dumps(forged).encode())
+    assert status == 400 and "forwarded request" in body["error"]
     status, body = _post(url, json.dumps({"task": "wine", "input": [0.0] * 13}).encode())
     assert status == 200 and body["node"] == "ap-1" and body["hops"] == ["ap-1"]
     with urllib.request.urlopen(nodes["ap-1"]["url"] + "/healthz", timeout=5) as r:

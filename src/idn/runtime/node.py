@@ -114,10 +114,13 @@ class Node:
         rho = self.router.request_type(source, task)
         if self.router.position[rho] < 0:
             return self._error(400, f"this node is not on the path of requests from {source!r}")
-        slot = self.clock.now() if entering else int(body.get("slot", self.clock.now()))
+        slot, hops = body.get("slot", self.clock.now()), body.get("hops", [])
         if entering:
+            slot = self.clock.now()
             self.arrivals.setdefault(slot, np.zeros(self.rt.n_types))[rho] += 1
-        hops = [*body.get("hops", []), self.id]
+        elif not (isinstance(slot, int) and slot >= 0 and isinstance(hops, list) and all(isinstance(h, str) for h in hops)):
+            return self._error(400, "a forwarded request needs 'slot' (an integer >= 0) and 'hops' (node ids)")
+        hops = [*hops, self.id]
         d = self.router.decide(rho, self.hosts, lambda e: self.capacity.has_capacity(e, slot))
         if d.serve:
             out = await self._serve(d.entry, arr, slot, hops)
