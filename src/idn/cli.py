@@ -168,8 +168,31 @@ def cmd_trace_show(args) -> int:
 
 
 # ---------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like every other input error (sub-parsers inherit it)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# the numeric flags' sane ranges (name, low, high), checked after parsing, whatever the sub-command
+_FLAG_RANGES = (("slots", 1, 10**9), ("seed", 0, 2**63 - 1), ("checkpoint_every", 0, 10**9), ("jobs", 1, 4096))
+
+
+def _check_flags(args) -> None:
+    for name, lo, hi in _FLAG_RANGES:
+        v = getattr(args, name, None)
+        if v is not None and not lo <= v <= hi:
+            raise UserError(f"--{name.replace('_', '-')}: must be an integer from {lo} to {hi:,}, got {v}")
+    if args.memory_limit is not None:
+        from .limits import set_limit
+
+        set_limit(args.memory_limit)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="idn", description="Inference Delivery Networks: model, policies, experiments.")
+    p = _Parser(prog="idn", description="Inference Delivery Networks: model, policies, experiments.")
+    p.add_argument("--memory-limit", type=float, metavar="GB", help="refuse inputs estimated to need more memory (default: half the RAM)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("validate", help="check a scenario file and summarize it")
@@ -238,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_flags(args)
         return args.func(args)
     except UserError as exc:
         print(f"idn: error: {exc}", file=sys.stderr)
