@@ -38,7 +38,7 @@ def write_json(path: Path, data) -> Path:
 
 
 @contextmanager
-def serving(scenario: Path, models: Path, run_dir: Path, allocation: dict, extra=(), timeout: float = 120.0):
+def serving(scenario: Path, models: Path, run_dir: Path, allocation: dict, extra=(), timeout: float = 300.0):
     """Start ``idn serve`` and wait for its ready line; yield {node id: node}
     from nodes.json and the launcher's Popen. On exit: SIGTERM to the launcher, then SIGKILL to the
     launcher's process group and to any node it left behind."""
