@@ -31,3 +31,12 @@ def test_the_sequence_keeps_both_tasks_balanced():
     assert counts.sum() == 400 * 10
     assert np.all((counts > 0).sum(axis=1) == 1)  # one task per slot
     assert abs(per_task[0] - per_task[1]) <= 0.1 * counts.sum()
+
+
+def test_reproduce_only_names_a_sweep_of_the_study():
+    from idn.experiments.reproduce import config_paths
+
+    assert [p.stem for p in config_paths("paper", False, ["adapt-geant"])] == ["adapt-geant"]
+    assert [p.stem for p in config_paths("paper", True)] == ["quick-alpha", "quick-budget", "quick-adapt"]
+    with pytest.raises(ValueError, match="no sweep 'adapt' in this study"):
+        config_paths("paper", False, ["adapt"])

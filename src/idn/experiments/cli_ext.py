@@ -40,7 +40,7 @@ def cmd_reproduce(args) -> int:
 
     html = reproduce(
         args.study, args.out, quick=args.quick, jobs=args.jobs, backend=args.backend, progress=not args.quiet,
-        ray_address=args.ray_address,
+        ray_address=args.ray_address, only=[x for x in (args.only or "").split(",") if x] or None,
     )  # fmt: skip
     print(f"report: {html}")
     return 0
@@ -66,6 +66,7 @@ def add_commands(sub) -> None:
     s.add_argument("study", choices=["paper"])
     s.add_argument("--out", required=True, help="output directory (one result store per sweep, and report/)")
     s.add_argument("--quick", action="store_true", help="a reduced version that runs in a few minutes")
+    s.add_argument("--only", metavar="SWEEPS", help="comma-separated sweeps of the study to run (default: all)")
     s.add_argument("--jobs", type=int, default=None, metavar="N", help="parallel runs (default: all cores)")
     s.add_argument("--backend", choices=["local", "ray"], default="local")
     s.add_argument("--ray-address", metavar="ADDR")

@@ -31,16 +31,23 @@ STUDIES = {
 }
 
 
-def config_paths(study: str, quick: bool) -> list[Path]:
+def config_paths(study: str, quick: bool, only: list[str] | None = None) -> list[Path]:
+    """The study's experiment files; with only, just the sweeps of those names."""
     if study not in STUDIES:
         raise ValueError(f"unknown study {study!r} (known: {', '.join(STUDIES)})")
     root = resources.files("idn") / "configs" / study
-    return [Path(str(root / name)) for name in STUDIES[study]["quick" if quick else "full"]]
+    paths = [Path(str(root / name)) for name in STUDIES[study]["quick" if quick else "full"]]
+    if only:
+        unknown = sorted(set(only) - {p.stem for p in paths})
+        if unknown:
+            raise ValueError(f"--only: no sweep {unknown[0]!r} in this study (known: {', '.join(p.stem for p in paths)})")
+        paths = [p for p in paths if p.stem in only]
+    return paths
 
 
 def reproduce(
     study: str, out: str | Path, quick: bool = False, jobs: int | None = None, backend: str = "local",
-    progress: bool = True, ray_address: str | None = None,
+    progress: bool = True, ray_address: str | None = None, only: list[str] | None = None,
 ) -> Path:  # fmt: skip
     """Run the study's sweeps into out/<sweep>, then the report into out/report.
     Returns the report's HTML path."""
@@ -52,7 +59,7 @@ def reproduce(
     jobs = jobs or max(1, os.cpu_count() or 1)
     t0 = time.perf_counter()
     dirs = []
-    for config in config_paths(study, quick):
+    for config in config_paths(study, quick, only):
         target = out / config.stem
         summary = run_sweep(config, target, jobs=jobs, backend=backend, progress=progress, ray_address=ray_address)
         if progress:
@@ -70,8 +77,9 @@ def reproduce(
     add_adversarial_section(out / "report", horizons=(100, 400) if quick else (100, 400, 1600))
     wall = time.perf_counter() - t0
     meta = {
-        "command": f"idn reproduce {study} --out {out}" + (" --quick" if quick else "") + f" --jobs {jobs}",
-        "configs": [str(p.name) for p in config_paths(study, quick)],
+        "command": f"idn reproduce {study} --out {out}" + (" --quick" if quick else "") + f" --jobs {jobs}"
+        + (f" --only {','.join(only)}" if only else ""),
+        "configs": [str(p.name) for p in config_paths(study, quick, only)],
         "runs": int(len(runs)),
         "wall_seconds": round(wall, 1),
         "sweep_seconds": round(sweep_seconds, 1),
