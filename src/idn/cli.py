@@ -58,15 +58,21 @@ def cmd_evaluate(args) -> int:
     from .sim.loop import run_policy
 
     idn = _load_scenario(args.scenario)
-    try:
-        mapping = json.loads(Path(args.allocation).read_text())
-    except FileNotFoundError:
-        raise UserError(f"allocation file not found: {args.allocation}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{args.allocation}: not valid JSON: {exc}") from None
-    if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
+    from .policies.params import id_lists
+    from .textfiles import FileError, load_data
+
+    if not Path(args.allocation).exists():
+        raise UserError(f"allocation file not found: {args.allocation}")
+    try:  # binary bytes, duplicate keys, deep nesting, syntax: one line naming the file
+        mapping = load_data(args.allocation, "allocation", json_only=True)
+    except FileError as exc:
+        raise UserError(str(exc)) from None
+    if id_lists(mapping) is not None:
         raise UserError(f"{args.allocation}: expected an object mapping node id to a list of model ids")
-    idn.allocation_from_ids(mapping)  # unknown ids and budgets fail here, before the trace is read
+    try:
+        idn.allocation_from_ids(mapping)  # unknown ids and budgets fail here, before the trace is read
+    except ValueError as exc:
+        raise UserError(f"{args.allocation}: {exc}") from None
     trace = _read_trace(args.requests)
     rt = request_types_for(idn, trace)
     result = run_policy(rt, Fixed(allocation=mapping), count_matrix(rt, trace))

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..model.network import IDN
-from ..model.scenario_spec import did_you_mean, pydantic_messages
+from ..model.scenario_spec import MAX_MS, did_you_mean, pydantic_messages
 
 SCENARIO_AXES = ("alpha", "budget_scale", "slot_seconds")
 _AXIS_MIN = {"alpha": (0.0, False), "budget_scale": (0.0, False), "slot_seconds": (0.0, True)}  # (low, strict)
@@ -67,7 +68,7 @@ class ExperimentError(ValueError):
 class ExperimentSpec(BaseModel):
     """The file's structure; the explicit checks in ``experiment_from_dict`` do the rest."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str | None = None
     scenarios: dict[str, str | dict[str, Any]]
@@ -185,6 +186,8 @@ def _scenario_grid(grid: dict, origin: str) -> dict[str, list[float | None]]:
         for i, v in enumerate(values):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 _fail(origin, f"grid.{axis}[{i}]: must be a number, got {v!r}")
+            if not math.isfinite(min(abs(v), 1e300)) or abs(v) > MAX_MS:  # inf alpha made every cost inf
+                _fail(origin, f"grid.{axis}[{i}]: must be a finite number, at most {MAX_MS:g}, got {v!r}")
             if v < low or (strict and v == low):
                 _fail(origin, f"grid.{axis}[{i}]: must be {'>' if strict else '>='} {low:g}, got {v!r}")
         out[axis] = [float(v) for v in values]
@@ -243,19 +246,14 @@ def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment file (.yaml/.yml or .json)."""
     path = Path(path)
     origin = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ExperimentError(f"experiment file not found: {path}") from None
-    except OSError as exc:
-        raise ExperimentError(f"{path}: cannot read experiment ({exc.strerror})") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else origin
-        problem = getattr(exc, "problem", None) or getattr(exc, "msg", None) or str(exc).splitlines()[0]
-        raise ExperimentError(f"{at}: syntax error: {problem}") from None
+    from ..textfiles import FileError, load_data
+
+    if not path.exists():
+        raise ExperimentError(f"experiment file not found: {path}")
+    try:  # binary bytes, duplicate keys, deep nesting and syntax errors: one line naming the file
+        data = load_data(path, "experiment")
+    except FileError as exc:
+        raise ExperimentError(str(exc).replace("YAML syntax error", "syntax error").replace("JSON syntax error", "syntax error")) from None
     if data is None:
         raise ExperimentError(f"{path}: empty experiment file")
     exp = experiment_from_dict(data, base_dir=path.parent, origin=origin, name=path.stem)

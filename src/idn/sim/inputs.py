@@ -20,7 +20,8 @@ def check_trace_names(idn: IDN, trace: pd.DataFrame) -> None:
         bad = ~trace[col].astype(str).isin(list(known))
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"trace row {i + 1}: unknown {what} {trace[col].iloc[i]!r} in column {col!r}")
+            origin = trace.attrs.get("origin", "trace")  # the file, when read from one
+            raise ValueError(f"{origin} row {i + 1}: unknown {what} {trace[col].iloc[i]!r} in column {col!r}")
 
 
 def request_types_for(idn: IDN, trace: pd.DataFrame | None = None) -> RequestTypes:

@@ -19,6 +19,7 @@ Poisson(rate * w_s * p_t(i) * ...), where
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping, Sequence
 
@@ -32,9 +33,14 @@ DEFAULT_ZIPF = 0.8
 
 
 # ---- checks ---------------------------------------------------------------
+MAX_PARAMETER = 1e12
+
+
 def _number(name: str, value, low: float = 0.0, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(min(abs(value), 1e300)):
         raise ValueError(f"workload parameter {name!r} must be a finite number, got {value!r}")
+    if abs(value) > MAX_PARAMETER:  # numpy's Poisson draws refuse rates past ~1e18, and nothing real is near
+        raise ValueError(f"workload parameter {name!r} must be at most {MAX_PARAMETER:g}, got {value!r}")
     if value < low or (strict and value == low):
         raise ValueError(f"workload parameter {name!r} must be {'>' if strict else '>='} {low:g}, got {value!r}")
     return float(value)

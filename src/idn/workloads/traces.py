@@ -77,7 +77,9 @@ def validate_trace(df: pd.DataFrame, origin: str = "trace", where: Callable[[int
     where = where or _row_label(origin)
     cols = [str(c).strip() for c in df.columns]
     if sorted(cols) != sorted(COLUMNS):
-        raise ValueError(f"{origin}: bad header {','.join(cols)!r}: expected {','.join(COLUMNS)}")
+        header = ",".join(cols)
+        header = header if len(header) <= 80 else header[:75] + " ..."  # a binary file's "header" can be megabytes
+        raise ValueError(f"{origin}: bad header {header!r}: expected {','.join(COLUMNS)}")
     df = df.set_axis(cols, axis=1)
     out = pd.DataFrame(
         {
@@ -157,7 +159,16 @@ def _check_file_size(path: Path, fmt: str) -> None:
 def read_trace(path: str | Path) -> pd.DataFrame:
     """Read a per-slot trace (CSV or Parquet, by extension), checked and canonical."""
     df, where = _read_table(path)
-    return validate_trace(df, origin=str(path), where=where)
+    try:
+        trace = validate_trace(df, origin=str(path), where=where)
+    except Exception as exc:
+        import pyarrow as pa
+
+        if not isinstance(exc, pa.ArrowException):  # Arrow-backed strings fail late, on invalid UTF-8
+            raise
+        raise ValueError(f"{path}: not a readable Parquet table: {str(exc).splitlines()[0][:100]}") from None
+    trace.attrs["origin"] = str(path)  # later errors (unknown ids, sizes) name the file too
+    return trace
 
 
 def write_trace(trace: pd.DataFrame, path: str | Path) -> None:
@@ -256,7 +267,8 @@ def to_matrix(
     rho[ok] = table[sc[ok], tc[ok]]
     if (rho < 0).any():
         i = int(np.flatnonzero(rho < 0)[0])
-        raise ValueError(_unknown_key_message(i, trace, key_src, key_task, known_sources, known_tasks))
+        origin = trace.attrs.get("origin", "trace")
+        raise ValueError(origin + _unknown_key_message(i, trace, key_src, key_task, known_sources, known_tasks)[len("trace") :])
 
     slot = trace["slot"].to_numpy(dtype=np.int64)
     if len(slot) and slot.min() < 0:
@@ -265,7 +277,7 @@ def to_matrix(
     T = int(slots) if slots is not None else (int(slot.max()) + 1 if len(slot) else 0)
     from .. import limits
 
-    limits.check_counts("trace", T, n_types)  # a single row at slot 10^9 asks for 10^9 rows
+    limits.check_counts(trace.attrs.get("origin", "trace"), T, n_types)  # a single row at slot 10^9 asks for 10^9 rows
     keep = slot < T
     flat = slot[keep] * n_types + rho[keep]
     counts = trace["count"].to_numpy(dtype=float)[keep]
