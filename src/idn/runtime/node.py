@@ -96,7 +96,7 @@ class Node:
         if not isinstance(body, dict):
             return self._error(400, "the body must be a JSON object with 'task' and 'input'")
         task = body.get("task")
-        if task not in self.idn.task_index:
+        if not isinstance(task, str) or task not in self.idn.task_index:  # a list or a dict is unhashable
             return self._error(400, f"unknown task {task!r} (tasks: {', '.join(self.idn.tasks)})")
         x = body.get("input")
         n = self.n_features[task]
@@ -240,11 +240,14 @@ class Node:
         body = await _json_object(request)
         if body is None:
             return bad_request(400, "the body must be a JSON object")
-        u = self.idn.node_index.get(body.get("from"))
+        sender, models, version = body.get("from"), body.get("models", []), body.get("version", 0)
+        u = self.idn.node_index.get(sender) if isinstance(sender, str) else None
         if u is None or u == self.v:
-            return bad_request(400, f"announcement from unknown node {body.get('from')!r}")
+            return bad_request(400, f"announcement from unknown node {sender!r}")
+        if not (isinstance(models, list) and all(isinstance(m, str) for m in models)) or not _count(version):
+            return bad_request(400, "the body must be {\"from\": node id, \"version\": n, \"models\": [model id, ...]}")
         try:
-            self.hosts[u] = self.idn.allocation_from_ids({body["from"]: list(body.get("models", []))})[u] > 0.5
+            self.hosts[u] = self.idn.allocation_from_ids({sender: models})[u] > 0.5
         except (TypeError, ValueError) as exc:
             return bad_request(400, str(exc))
         self.counters["announcements"] += 1
@@ -257,10 +260,12 @@ class Node:
         body = await _json_object(request)
         try:
             keys = self.rt.key_index
-            rows = [(keys[(s, t)], float(n)) for s, t, n in body["counts"] if (s, t) in keys]
-            slot = int(body["slot"])
+            counts, slot = body["counts"], body["slot"]
+            if not _count(slot) or not all(isinstance(s, str) and isinstance(t, str) and _count(n, number=True) for s, t, n in counts):
+                raise ValueError  # nan, inf or negative counts would poison the capacity shares
+            rows = [(keys[(s, t)], float(n)) for s, t, n in counts if (s, t) in keys]
         except (TypeError, KeyError, ValueError):
-            return bad_request(400, "the body must be {\"slot\": t, \"counts\": [[source, task, n], ...]}")
+            return bad_request(400, "the body must be {\"slot\": t, \"counts\": [[source, task, n], ...]} with counts >= 0")
         if rows:
             rho, n = np.array(rows, dtype=float).T
             self.capacity.add_counts(slot, rho.astype(np.int64), n)
@@ -316,6 +321,13 @@ class Node:
             web.put("/v1/counts", self.put_counts), web.get("/metrics", self.prometheus), web.get("/healthz", self.healthz),
         ])  # fmt: skip
         return app
+
+
+def _count(x, number: bool = False) -> bool:
+    """An integer >= 0 (not a bool), or with number, any finite number >= 0 of sane size."""
+    if isinstance(x, bool) or not isinstance(x, (int, float) if number else int):
+        return False
+    return 0 <= x <= 1e15
 
 
 async def _json_object(request: web.Request) -> dict | None:
