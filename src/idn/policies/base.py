@@ -162,7 +162,7 @@ def policy_class(name: str) -> type[Policy]:
     ValueError for an unknown name (with the close ones), a missing module, a
     missing class, or an object that is not a ``Policy`` subclass."""
     from ..plugins import entry_points, is_reference, load_entry_point, load_reference
-    from . import baselines, infida, optimum  # noqa: F401  (registration)
+    from . import baselines, infida, local, optimum  # noqa: F401  (registration)
 
     if not isinstance(name, str):
         raise ValueError(f"policy name must be a string, got {name!r}")
@@ -200,7 +200,7 @@ def policy_names() -> list[str]:
     """Registered policies and the entry points of ``idn.policies``
     (``package.module:ClassName`` references are accepted too, not listed)."""
     from ..plugins import entry_points
-    from . import baselines, infida, optimum  # noqa: F401
+    from . import baselines, infida, local, optimum  # noqa: F401
 
     return sorted({*POLICIES, *entry_points(ENTRY_POINT_GROUP)})
 
