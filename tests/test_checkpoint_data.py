@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from idn.model.scenario import scenario_from_dict
 from idn.policies.base import make_policy
@@ -200,4 +199,3 @@ def test_state_dict_is_data_only(inputs):
         policy = make_policy(name, **params).start(rt, 0, trace=counts)
         for key, value in policy.state_dict().items():
             assert isinstance(value, np.ndarray) or json.loads(json.dumps(value)) == value, (name, key)
-    assert yaml  # the scenario dict above is the YAML shape

@@ -44,7 +44,6 @@ each, naming the key path and the value.
 from __future__ import annotations
 
 import inspect
-import json
 import re
 from importlib import resources
 from pathlib import Path
@@ -52,7 +51,6 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-import yaml
 from pydantic import ValidationError
 
 from . import topology as topo
