@@ -110,8 +110,8 @@ class Infida(Policy):
     """INFIDA: online mirror ascent on the concave relaxation, then rounding."""
 
     name = "infida"
-    # eta_scale 5, fill and reround 1: chosen on benchmarks/tuning/ (docs/model.md, section 12)
-    defaults = {"eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": True, "reround": 1.0}
+    # eta_scale 5, fill and reround 2: chosen on benchmarks/tuning/ (docs/model.md, section 12)
+    defaults = {"eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": True, "reround": 2.0}
     checks = {
         "eta": optional(number(gt=0)), "eta_scale": number(gt=0), "rounding": one_of("fresh", "coupled"),
         "fill": one_of(True, False), "reround": optional(number(ge=0, le=1e6)),
