@@ -235,7 +235,7 @@ class Optimal(Policy):
     name = "optimal"
     offline = True
     defaults = {"max_variables": 200_000, "time_limit": 60.0, "mip_rel_gap": 1e-9}
-    checks = {"max_variables": integer(ge=1), "time_limit": number(gt=0), "mip_rel_gap": number(ge=0, le=1)}
+    checks = {"max_variables": integer(ge=1), "time_limit": number(ge=0), "mip_rel_gap": number(ge=0, le=1)}
     state_attrs = ("_x",)
 
     def _start(self, trace):
