@@ -160,10 +160,12 @@ def _canonical(value, default):
 def _policy_grid(name: str, params, origin: str) -> list[tuple[str, dict]]:
     from ..policies.base import make_policy
 
-    where = f"policies.{name}"
+    where = f"policies.{name if str(name).isprintable() else repr(name)}"
     if params is None:
         params = {}
-    axes = {k: _axis(v, f"{where}.{k}", origin) for k, v in params.items()}
+    if isinstance(params, dict) and not all(isinstance(k, str) for k in params):
+        _fail(origin, f"{where}: parameter names must be strings, got {sorted(map(repr, params))}")
+    axes = {k: _axis(v, f"{where}.{k if str(k).isprintable() else repr(k)}", origin) for k, v in params.items()}
     out = []
     for point in itertools.product(*axes.values()):
         given = dict(zip(axes, point))

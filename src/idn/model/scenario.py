@@ -104,7 +104,7 @@ def _topology(spec: dict, errors: list[str]) -> tuple[list[dict], list[dict]]:
     params = [p for p in inspect.signature(fn).parameters if p != "name"]
     bad = [k for k in kwargs if k not in params]
     for k in bad:
-        errors.append(f"{where}.{k}: unknown parameter{did_you_mean(k, params)} (parameters: {', '.join(params)})")
+        errors.append(f"{where}.{k if str(k).isprintable() else repr(k)}: unknown parameter{did_you_mean(k, params)} (parameters: {', '.join(params)})")
     if bad:
         return [], []
     try:

@@ -139,7 +139,8 @@ def _loc(prefix: str, loc: tuple) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         elif part != "[key]":
-            out += f".{part}" if out else str(part)
+            part = str(part) if str(part).isprintable() else repr(part)  # a key with a newline stays on one line
+            out += f".{part}" if out else part
     return out
 
 

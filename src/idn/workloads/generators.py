@@ -51,6 +51,8 @@ def _integer(name: str, value, low: int = 0) -> int:
         raise ValueError(f"workload parameter {name!r} must be an integer, got {value!r}")
     if value < low:
         raise ValueError(f"workload parameter {name!r} must be >= {low}, got {value!r}")
+    if value > MAX_PARAMETER:  # numpy's int64 arithmetic overflows not far beyond
+        raise ValueError(f"workload parameter {name!r} must be at most {MAX_PARAMETER:g}, got {value!r}")
     return int(value)
 
 
