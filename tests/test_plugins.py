@@ -169,11 +169,12 @@ def test_idn_run_with_a_plugin_policy_matches_the_registered_class(plugin_dir, r
     np.testing.assert_allclose(slots["gain"].to_numpy(), reference, rtol=1e-12)
     if name == "random-fill-ep":
         return
-    # another seed draws other models: the plug-in really is seeded by the loop
-    other = cli("run", plugin_dir / "scenario.yaml", "--policy", name, "--param", "refresh=3", "--slots", SLOTS,
-                "--seed", SEED + 1, "--out", tmp_path / "other", "--quiet", "--no-bound", path=plugin_dir)  # fmt: skip
-    assert other.returncode == 0, other.stderr
-    assert json.loads((tmp_path / "other" / "summary.json").read_text())["total_gain"] != pytest.approx(reference.sum())
+    # the same requests with another policy seed draw other models: the loop's seed reaches the plug-in
+    net = idn.load_scenario(plugin_dir / "scenario.yaml")
+    trace = default_trace(net, SLOTS, SEED)
+    rt = request_types_for(net, trace)
+    other = run_policy(rt, base.make_policy(name, refresh=3), count_matrix(rt, trace), seed=SEED + 1)
+    assert other.slots["gain"].sum() != pytest.approx(reference.sum())
 
 
 def test_plugin_policy_resumes_from_a_checkpoint(plugin_dir, reference, tmp_path):
