@@ -48,7 +48,7 @@ import math
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -73,8 +73,8 @@ class ExperimentSpec(BaseModel):
     name: str | None = None
     scenarios: dict[str, str | dict[str, Any]]
     workloads: dict[str, dict[str, Any]] | None = None
-    slots: int = Field(gt=0)
-    seeds: list[int] | int = 0
+    slots: int = Field(gt=0, le=10**9)  # the memory limit (idn.limits) then says how far a run can go
+    seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] | Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     policies: dict[str, dict[str, Any] | None]
     grid: dict[str, Any] = Field(default_factory=dict)
     bounds: bool = False

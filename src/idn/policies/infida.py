@@ -113,7 +113,7 @@ class Infida(Policy):
     # eta_scale 5, fill and reround 2: chosen on benchmarks/tuning/ (docs/model.md, section 12)
     defaults = {"eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": True, "reround": 2.0}
     checks = {
-        "eta": optional(number(gt=0)), "eta_scale": number(gt=0), "rounding": one_of("fresh", "coupled"),
+        "eta": optional(number(gt=0, le=1e6)), "eta_scale": number(gt=0, le=1e6), "rounding": one_of("fresh", "coupled"),
         "fill": one_of(True, False), "reround": optional(number(ge=0, le=1e6)),
     }  # fmt: skip
     state_attrs = (

@@ -9,6 +9,10 @@ def summarize(trace: pd.DataFrame, slots: int | None = None) -> dict:
     """Slots, totals and the split per task and per source (largest first).
     ``slots`` counts empty trailing slots too; default: last slot + 1."""
     T = int(slots) if slots is not None else (int(trace["slot"].max()) + 1 if len(trace) else 0)
+    from .. import limits
+
+    # one row at slot 10^11 asks for 10^11 empty slots: refuse before making them
+    limits.check(trace.attrs.get("origin", "trace"), f"a summary of {T:,} slots", T * 2.0 * limits.PER_COUNT)
     per_slot = trace.groupby("slot")["count"].sum().reindex(range(T), fill_value=0)
     total = int(trace["count"].sum())
 

@@ -133,7 +133,10 @@ def _read_table(path: str | Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
             raise ValueError(f"{path}: not a readable CSV table: {str(e).strip().splitlines()[0]}") from None
         return df, lambda i: f"{path} row {i + 1} (line {i + 2})"
     try:
-        df = pd.read_parquet(path)
+        import pyarrow.parquet as pq
+
+        # ignore_metadata: a damaged pandas header can claim an index of 10^11 rows
+        df = pq.read_table(path).to_pandas(ignore_metadata=True)
     except Exception as e:  # pyarrow raises a zoo of types for a bad file
         raise ValueError(f"{path}: not a readable Parquet table: {str(e).strip().splitlines()[0]}") from None
     return df, _row_label(str(path))
