@@ -69,10 +69,10 @@ def test_4_an_empty_file_is_named_once(tmp_path):
 @pytest.mark.parametrize(
     "param, message",
     [
-        ("eta=-1", "parameter eta must be a finite number > 0, or null, got -1"),
-        ("eta=inf", "parameter eta must be a finite number > 0, or null, got 'inf'"),
-        ("eta=Infinity", "parameter eta must be a finite number > 0, or null, got inf"),
-        ("eta_scale=nan", "parameter eta_scale must be a finite number > 0, got 'nan'"),
+        ("eta=-1", "parameter eta must be a finite number > 0 and <= 1e+06, or null, got -1"),
+        ("eta=inf", "parameter eta must be a finite number > 0 and <= 1e+06, or null, got 'inf'"),
+        ("eta=Infinity", "parameter eta must be a finite number > 0 and <= 1e+06, or null, got inf"),
+        ("eta_scale=nan", "parameter eta_scale must be a finite number > 0 and <= 1e+06, got 'nan'"),
         ("rounding=coupld", "parameter rounding must be one of 'fresh', 'coupled', got 'coupld'"),
     ],
 )
