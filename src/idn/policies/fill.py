@@ -32,9 +32,14 @@ def _fill(x, y, g_per_mb, sizes, offsets, budgets):  # pragma: no cover - numba
     nodes add few models, and most have nothing left to fill."""
     for v in range(offsets.size - 1):
         left = budgets[v] * (1.0 + 1e-12)
+        smallest = np.inf  # of the models not chosen: most nodes have no room for any
         for m in range(offsets[v], offsets[v + 1]):
             if x[m]:
                 left -= sizes[m]
+            elif sizes[m] < smallest:
+                smallest = sizes[m]
+        if smallest > left:
+            continue
         while True:
             best = -1
             for m in range(offsets[v], offsets[v + 1]):
@@ -49,11 +54,11 @@ def _fill(x, y, g_per_mb, sizes, offsets, budgets):  # pragma: no cover - numba
 
 
 def fill_leftover(x: np.ndarray, y: np.ndarray, g_per_mb: np.ndarray, sizes: np.ndarray, offsets: np.ndarray,
-                  budgets: np.ndarray) -> np.ndarray:  # fmt: skip
+                  budgets: np.ndarray, inplace: bool = False) -> np.ndarray:  # fmt: skip
     """x (flat bool, CSR by node ``offsets``) with each node's unused budget
-    filled, in decreasing y then decreasing supergradient per MB. Returns a
-    new array."""
-    x = np.array(x, dtype=np.bool_)
+    filled, in decreasing y then decreasing supergradient per MB. A new
+    array, or x itself (a bool array) with inplace."""
+    x = np.array(x, dtype=np.bool_, copy=not inplace)
     _fill(x, np.ascontiguousarray(y, dtype=float), np.ascontiguousarray(g_per_mb, dtype=float), sizes, offsets, budgets)
     return x
 

@@ -197,7 +197,7 @@ class Infida(Policy):
         n = self.nodes
         x = self.rounding.round(self.y, self.rng)
         if self.params["fill"]:
-            x = fill_leftover(x, self.y, self._g_per_mb, n.sizes, n.offsets, n.budgets)
+            x = fill_leftover(x, self.y, self._g_per_mb, n.sizes, n.offsets, n.budgets, inplace=True)  # x is a fresh draw
         reround = self.params["reround"]
         if self.params["rounding"] == "coupled" and reround is not None and not first:
             stale = stale_nodes(self.y, self._anchor, n.sizes, n.node, n.budgets, reround / np.sqrt(self._slots))
