@@ -23,7 +23,7 @@ import pytest
 import fuzz_cases as fc
 from idn.fuzzcheck import DEFAULT_MEMORY_MB, classify, run_cases
 
-CASES = {"scenario": 150, "trace": 150, "allocation": 100, "experiment": 80, "param": 150, "checkpoint": 120, "store": 16}
+CASES = {"scenario": 250, "trace": 250, "allocation": 200, "experiment": 200, "param": 250, "checkpoint": 200, "store": 40}
 SLOW_CASES = {k: 10 * v for k, v in CASES.items()}
 TIMEOUT = 20.0
 CHECKPOINT_RUN = ["--policy", "infida", "--slots", 30, "--checkpoint-every", 5, "--seed", 1, "--quiet", "--no-bound"]
