@@ -4,6 +4,7 @@ models, loaded by ``idn load``, measured against the simulator."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -106,10 +107,19 @@ def test_control_needs_the_token_and_loads_for_real(cluster):
     with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
         metrics = r.read().decode()
     assert 'idn_model_loads_total{model="digits/digits-mlp-small",node="ap-2"} 1.0' in metrics
-    assert "idn_requests_received_total" in metrics and "idn_service_seconds_bucket" in metrics
+    assert "idn_requests_received_total" in metrics
     # a digits request entering at ap-2 is now served there, with the new model
-    status, out = _post(url + "/v1/infer", json.dumps({"task": "digits", "input": [0.0] * 64}).encode())
-    assert status == 200 and out["node"] == "ap-2" and out["model"] == "digits/digits-mlp-small"
+    # (on a loaded machine the first request can land on a slot whose share of the new model is
+    # not yet reserved for its type; the next slots serve it: a few tries, bounded in count and time)
+    for _ in range(10):
+        status, out = _post(url + "/v1/infer", json.dumps({"task": "digits", "input": [0.0] * 64}).encode())
+        assert status == 200
+        if out["node"] == "ap-2":
+            break
+        time.sleep(0.3)
+    assert out["node"] == "ap-2" and out["model"] == "digits/digits-mlp-small"
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
+        assert "idn_service_seconds_bucket" in r.read().decode()  # the request served here was timed
     # swap back: one unload; ap-1 never hosted digits, so its digits requests still go to the edge
     status, out = _post(url + "/v1/allocation", json.dumps({"models": ["wine/wine-logreg"]}).encode(),
                         {"Authorization": f"Bearer {token}"}, method="PUT")  # fmt: skip
