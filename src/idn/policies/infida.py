@@ -14,9 +14,15 @@ size. Phi_v(y) = sum s y log y is (1/b_v)-strongly convex on Y_v in the norm
 Bregman diameter is D_v^2 = b_v log(S_v / b_v) (S_v: total size of the
 models that fit). The mirror-ascent bound D^2/eta + eta/(2 sigma) sum ||g||^2
 is minimized by eta_v = sqrt(2 log(S_v / b_v) / sum_{tau<=t} ||g_v,tau||^2):
-the default, adaptive form (no horizon or gradient bound to guess, and the
-same O(sqrt T) regret). ``eta`` sets a constant rate instead; ``eta_scale``
-multiplies either.
+the adaptive form (no horizon or gradient bound to guess, and the same
+O(sqrt T) regret). ``eta_scale`` (default 5) multiplies it: the worst-case
+dual norm makes the bound-minimizing rate slow on real traces, and a factor
+c keeps the bound within (c + 1/c) / 2 of its minimum (docs/model.md,
+section 12.1). ``eta`` sets a constant rate instead, also scaled.
+
+After the rounding, the budget it leaves is filled (``fill``), and with the
+coupled rounding only nodes whose state moved redraw (``reround``): see
+:mod:`.fill`.
 """
 
 from __future__ import annotations
