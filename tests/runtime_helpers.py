@@ -38,12 +38,13 @@ def write_json(path: Path, data) -> Path:
 
 
 @contextmanager
-def serving(scenario: Path, models: Path, run_dir: Path, allocation: dict, extra=(), timeout: float = 300.0):
+def serving(scenario: Path, models: Path, run_dir: Path, allocation: dict | None, extra=(), timeout: float = 300.0):
     """Start ``idn serve`` and wait for its ready line; yield {node id: node}
     from nodes.json and the launcher's Popen. On exit: SIGTERM to the launcher, then SIGKILL to the
     launcher's process group and to any node it left behind."""
-    alloc = write_json(run_dir.parent / f"{run_dir.name}-alloc.json", allocation)
-    cmd = [*IDN, "serve", str(scenario), "--models", str(models), "--allocation", str(alloc), "--run-dir", str(run_dir), *extra]
+    cmd = [*IDN, "serve", str(scenario), "--models", str(models), "--run-dir", str(run_dir), *extra]
+    if allocation is not None:  # None: the policy in extra chooses (live INFIDA)
+        cmd += ["--allocation", str(write_json(run_dir.parent / f"{run_dir.name}-alloc.json", allocation))]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     nodes = {}
     try:

@@ -36,14 +36,22 @@ from .fill import fill_leftover, stale_nodes
 from .params import integer, number, one_of, optional
 from .messages import message_bytes
 from .projection import project_nodes_unchecked
-from .rounding import make_rounding
+from .rounding import make_rounding, slice_draw_layout
 
 
 class _NodeStates:
-    """The flat layout of every node's free coordinates (CSR by node)."""
+    """The flat layout of every node's free coordinates (CSR by node); with
+    ``nodes``, of those nodes only (the others keep no coordinates): the
+    slice a live node learns on."""
 
-    def __init__(self, idn):
+    def __init__(self, idn, nodes=None):
         self.mask = idn.fits  # (V, M): non-permanent pairs that fit the budget
+        self.draw_layout = None
+        if nodes is not None:
+            full_offsets = np.concatenate([[0], np.cumsum(self.mask.sum(axis=1))]).astype(np.int64)
+            keep = np.zeros(idn.n_nodes, bool)
+            keep[np.asarray(nodes, dtype=np.int64)] = True
+            self.mask = self.mask & keep[:, None]
         self.sizes = np.broadcast_to(idn.size_mb, self.mask.shape)[self.mask].copy()
         self.node = np.nonzero(self.mask)[0]
         counts = self.mask.sum(axis=1)
@@ -54,6 +62,8 @@ class _NodeStates:
         self.log_ratio = np.log(np.where(self.budgets > 0, total / np.where(self.budgets > 0, self.budgets, 1), 1.0))
         self.permanent = idn.permanent.astype(float)
         self.flat_index = np.flatnonzero(self.mask.ravel())  # free coordinate -> flat (V*M) pair
+        if nodes is not None:
+            self.draw_layout = slice_draw_layout(full_offsets, self.offsets)
 
     def entry_index(self, rt) -> np.ndarray:
         """(E,) position in the flat free layout of each candidate entry's
@@ -128,19 +138,36 @@ class Infida(Policy):
     )  # fmt: skip
 
     def _start(self, trace):
-        idn = self.rt.idn
-        self.nodes = _NodeStates(idn)
-        self.y = self.nodes.uniform()
-        self.grad_sq = np.zeros(idn.n_nodes)  # sum over slots of ||g_v||_*^2
-        self.rounding = make_rounding(self.params["rounding"], self.nodes.sizes, self.nodes.budgets, self.nodes.offsets)
+        self._setup(self.rt.idn)
         self._entry_index = self.nodes.entry_index(self.rt)
         self._path_length = np.diff(self.rt.path_offsets)
         self._messages = 2 * np.maximum(self._path_length - 1, 0)  # per request type with requests
+        self.x = self._round(first=True)
+
+    def start_nodes(self, idn, nodes, seed: int = 0) -> Infida:
+        """Bind to the state of ``nodes`` only, with no request types: the
+        live runtime's form, where each node learns its own slice from the
+        supergradient terms its control messages give it
+        (:meth:`learn_supergradient`). With the same seed, a node's slice
+        follows the simulator's whole-network run exactly: the same steps,
+        and the same uniforms in its rounding."""
+        self.rt = None
+        self.rng = np.random.default_rng(seed)
+        self.control_messages = self.control_bytes = 0
+        self._setup(idn, nodes)
+        self.x = self._round(first=True)
+        return self
+
+    def _setup(self, idn, nodes=None):
+        self.nodes = _NodeStates(idn, nodes)
+        self.y = self.nodes.uniform()
+        self.grad_sq = np.zeros(idn.n_nodes)  # sum over slots of ||g_v||_*^2
+        self.rounding = make_rounding(self.params["rounding"], self.nodes.sizes, self.nodes.budgets, self.nodes.offsets,
+                                      draw_layout=self.nodes.draw_layout)  # fmt: skip
         self._slots = 0
         self._g_per_mb = np.zeros(self.y.size)
         self._x_flat = np.zeros(self.y.size, dtype=bool)
         self._anchor = self.y.copy()  # the state each node's allocation was drawn from (lazy redraws)
-        self.x = self._round(first=True)
 
     def state(self) -> np.ndarray:
         """The fractional state y as a (V, M) array (permanent pairs at 1)."""
@@ -151,14 +178,26 @@ class Infida(Policy):
 
     def learn(self, counts: np.ndarray, share: np.ndarray) -> None:
         counts = np.ascontiguousarray(counts, dtype=float)
-        g = self._supergradient(counts, share)
+        self.learn_supergradient(self._supergradient(counts, share))
+        active = counts > 0
+        self.control_messages = int(self._messages[active].sum())
+        self.control_bytes = message_bytes(self.rt.list_length, self._path_length, active)
+
+    def learn_supergradient(self, g: np.ndarray) -> None:
+        """The step after the supergradient: mirror ascent, projection,
+        rounding, fill, lazy redraws. g is in the flat free layout
+        (``free_index``); per node, nothing here reads another node's
+        coordinates."""
         self._g_per_mb = g / self.nodes.sizes
         self.y = self.step(self.y, g)
         self._slots += 1
         self.x = self._round()
-        active = counts > 0
-        self.control_messages = int(self._messages[active].sum())
-        self.control_bytes = message_bytes(self.rt.list_length, self._path_length, active)
+
+    def free_index(self, v: int) -> dict[int, int]:
+        """{model: position in the flat free layout} for node v's free coordinates."""
+        n = self.nodes
+        a, e = n.offsets[v], n.offsets[v + 1]
+        return {int(k % n.mask.shape[1]): i for i, k in zip(range(a, e), n.flat_index[a:e])}
 
     def _supergradient(self, counts: np.ndarray, share: np.ndarray, into: np.ndarray | None = None) -> np.ndarray:
         """g at the current y in the flat free layout (serving's kernel, read

@@ -128,17 +128,23 @@ def round_nodes(y_flat, sizes_flat, node_offsets, budgets, rng: np.random.Genera
 class FreshRounding:
     """Independent rounding every slot. Built for one node (``sizes``,
     scalar ``budgets``) or for many (flat ``sizes``, ``budgets`` per node and
-    CSR ``node_offsets``); ``round(y, rng)`` takes y in the same layout."""
+    CSR ``node_offsets``); ``round(y, rng)`` takes y in the same layout.
+
+    ``draw_layout`` (from :func:`slice_draw_layout`) makes a rounding of some
+    nodes draw exactly the uniforms those nodes get in a rounding of a larger
+    layout with the same generator: a live node rounds its own slice with the
+    numbers the simulator's whole-network rounding gives it."""
 
     name = "fresh"
 
-    def __init__(self, sizes, budgets, node_offsets=None):
+    def __init__(self, sizes, budgets, node_offsets=None, draw_layout=None):
         s = np.asarray(sizes, dtype=float)
         self._single = node_offsets is None
         off = np.array([0, s.size]) if self._single else node_offsets
         b = np.atleast_1d(np.asarray(budgets, dtype=float)) if self._single else budgets
         _, self.sizes, self.node_offsets, self.budgets = _check_nodes(np.zeros(s.size), s, off, b)
         self._size_order = _size_order(self.sizes, self.node_offsets)  # the sizes never change
+        self._draw_layout = draw_layout
 
     def round(self, y, rng: np.random.Generator) -> np.ndarray:
         y = self._check_y(y)
@@ -148,7 +154,11 @@ class FreshRounding:
     def _draw(self, rng):
         """The coins and the order they go with (ties by the random keys)."""
         n = self.sizes.size
-        coins, keys = rng.random(n + 2 * (self.node_offsets.size - 1)), rng.random(n)
+        if self._draw_layout is None:
+            coins, keys = rng.random(n + 2 * (self.node_offsets.size - 1)), rng.random(n)
+        else:  # a slice of a larger layout: draw the whole layout's uniforms, keep this slice's
+            n_coins, n_keys, coin_index, key_index = self._draw_layout
+            coins, keys = rng.random(n_coins)[coin_index], rng.random(n_keys)[key_index]
         order = np.empty(n, np.int64)
         _tie_order(*self._size_order, keys, order)
         return coins, order
@@ -173,8 +183,8 @@ class CoupledRounding(FreshRounding):
 
     name = "coupled"
 
-    def __init__(self, sizes, budgets, node_offsets=None, refresh_every: int | None = None):
-        super().__init__(sizes, budgets, node_offsets)
+    def __init__(self, sizes, budgets, node_offsets=None, refresh_every: int | None = None, draw_layout=None):
+        super().__init__(sizes, budgets, node_offsets, draw_layout)
         if refresh_every is not None and int(refresh_every) < 1:
             raise ValueError(f"refresh_every must be >= 1 or None, got {refresh_every}")
         self.refresh_every = refresh_every
@@ -190,6 +200,23 @@ class CoupledRounding(FreshRounding):
             self._coins, self._order = self._draw(rng)
         self._slot += 1
         return _round_nodes(y, self.sizes, self.node_offsets, self.budgets, self._coins, self._order).view(bool)
+
+
+def slice_draw_layout(full_offsets, local_offsets) -> tuple:
+    """(n_coins, n_keys, coin_index, key_index) for a rounding over
+    ``local_offsets``: the same nodes as ``full_offsets`` (CSR), each either
+    whole or empty. A node's coins sit at [a + 2v, e + 2v + 2) and its tie
+    keys at [a, e) of the draw, so the slice's positions map one to one."""
+    full, local = np.asarray(full_offsets, dtype=np.int64), np.asarray(local_offsets, dtype=np.int64)
+    if full.shape != local.shape:
+        raise ValueError(f"offsets of {full.size - 1} and {local.size - 1} nodes: not the same nodes")
+    n_local, n_full = np.diff(local), np.diff(full)
+    if np.any((n_local != 0) & (n_local != n_full)):
+        raise ValueError("a node of the slice keeps part of its coordinates: slices hold nodes whole")
+    v = np.arange(n_full.size)
+    coin_index = np.concatenate([np.arange(full[i] + 2 * i, full[i] + 2 * i + n_local[i] + 2) for i in v] or [np.zeros(0, np.int64)])
+    key_index = np.concatenate([np.arange(full[i], full[i] + n_local[i]) for i in v] or [np.zeros(0, np.int64)])
+    return int(full[-1] + 2 * n_full.size), int(full[-1]), coin_index.astype(np.int64), key_index.astype(np.int64)
 
 
 ROUNDINGS = {"fresh": FreshRounding, "coupled": CoupledRounding}

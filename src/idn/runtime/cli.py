@@ -25,9 +25,10 @@ def cmd_models_build(args) -> int:
     return 0
 
 
-def _allocation(args, idn) -> dict:
+def _allocation(args, idn, params: dict) -> dict:
     from ..cli import UserError
-    from .launcher import allocation_from_policy
+    from .control import LIVE_POLICIES
+    from .launcher import allocation_from_policy, first_allocation
 
     if args.allocation:
         try:
@@ -38,24 +39,43 @@ def _allocation(args, idn) -> dict:
             raise UserError(f"{args.allocation}: not valid JSON: {exc}") from None
         if not isinstance(mapping, dict) or not all(isinstance(v, list) for v in mapping.values()):
             raise UserError(f"{args.allocation}: expected an object mapping node id to a list of model ids")
+    elif args.policy in LIVE_POLICIES:
+        mapping = first_allocation(idn, args.policy, seed=args.seed, params=params)
     else:
-        mapping = allocation_from_policy(idn, args.policy, slots=args.policy_slots, seed=args.seed)
+        mapping = allocation_from_policy(idn, args.policy, slots=args.policy_slots, seed=args.seed, params=params)
     idn.allocation_from_ids(mapping)  # unknown ids and budgets fail here
     return mapping
 
 
 def cmd_serve(args) -> int:
-    from ..cli import _load_scenario
+    from ..cli import UserError, _load_scenario, _parse_params
+    from ..policies.base import make_policy
+    from .control import LIVE_POLICIES, check_control_graph
     from .launcher import Cluster, check_models, read_peers
+    from .routing import live_request_types
 
     idn = _load_scenario(args.scenario)
     check_models(idn, args.models)
-    mapping = _allocation(args, idn)
+    params = _parse_params(args.param)
+    try:
+        make_policy(args.policy, **params)  # unknown names and bad parameters: one line, before any node starts
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    live = args.policy in LIVE_POLICIES and not args.allocation
+    if live:
+        params = {"rounding": "coupled", **params}  # live, the low-churn rounding is the default
+        try:
+            check_control_graph(live_request_types(idn))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    mapping = _allocation(args, idn, params)
     peers = read_peers(args.peers) if args.peers else None
     nodes = [n.strip() for n in args.nodes.split(",") if n.strip()] if args.nodes else None
     cluster = Cluster(args.scenario, idn, args.models, mapping, args.run_dir, nodes=nodes, peers=peers,
                       token=args.token, hop_timeout_s=args.hop_timeout, epoch=args.epoch,
-                      latency_scale=args.latency_scale)  # fmt: skip
+                      latency_scale=args.latency_scale, deterministic=args.deterministic,
+                      policy={"name": args.policy, "params": params, "seed": args.seed} if live else None,
+                      control_hop_timeout_s=args.control_hop_timeout)  # fmt: skip
     cluster.start()
     try:
         return cluster.run_until_signal()
@@ -93,7 +113,14 @@ def add_commands(sub) -> None:
     s.add_argument("scenario")
     s.add_argument("--models", required=True, help="a directory made by 'idn models build'")
     s.add_argument("--allocation", help="JSON: node id -> list of model ids (default: --policy's)")
-    s.add_argument("--policy", default="static-greedy", help="simulator policy whose allocation to start with (default static-greedy)")
+    s.add_argument("--policy", default="static-greedy",
+                   help="infida: every node learns its allocation live (docs/live.md); any other policy: the simulator's "
+                        "allocation after --policy-slots, kept fixed (default static-greedy)")  # fmt: skip
+    s.add_argument("--param", action="append", metavar="NAME=VALUE", help="policy parameter (repeatable), as in 'idn run'")
+    s.add_argument("--deterministic", action="store_true",
+                   help="slots end when 'idn load' has sent each slot's requests and ends it, not by the clock")
+    s.add_argument("--control-hop-timeout", type=float,
+                   help="seconds a node waits per hop for a neighbour's control messages before using its last ones")
     s.add_argument("--policy-slots", type=int, default=30, help="slots of the scenario's workload the policy sees")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--run-dir", default="idn-run", help="where nodes.json, token, serve.json and logs go")

@@ -40,6 +40,16 @@ def allocation_from_policy(idn: IDN, name: str, slots: int = 30, seed: int = 0, 
     return idn.allocation_to_ids(result.final_allocation)
 
 
+def first_allocation(idn: IDN, name: str, seed: int = 0, params: dict | None = None) -> dict:
+    """A live policy's allocation for slot 0: the simulator's first proposal
+    (INFIDA: the rounding of its uniform start), which every node's own
+    slice reproduces."""
+    from ..policies.base import make_policy
+    from ..sim.inputs import request_types_for
+
+    return idn.allocation_to_ids(make_policy(name, **(params or {})).start(request_types_for(idn), seed).propose())
+
+
 def check_models(idn: IDN, models_dir: str | Path) -> None:
     files = read_catalog_files(models_dir)
     for m in idn.models:
@@ -60,7 +70,7 @@ def read_peers(path: str | Path) -> dict[str, str]:
     return data
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((host, port))
@@ -81,7 +91,8 @@ class Cluster:
     """The node processes of one ``idn serve``."""
 
     def __init__(self, scenario_path, idn: IDN, models_dir, allocation: dict, run_dir, nodes=None, peers=None,
-                 token=None, hop_timeout_s: float = 2.0, epoch: float | None = None, latency_scale: float = 1.0):  # fmt: skip
+                 token=None, hop_timeout_s: float = 2.0, epoch: float | None = None, latency_scale: float = 1.0,
+                 policy: dict | None = None, deterministic: bool = False, control_hop_timeout_s: float | None = None):  # fmt: skip
         self.idn, self.run_dir = idn, Path(run_dir)
         ids = [n.id for n in idn.nodes]
         local = list(nodes or ids)
@@ -98,6 +109,8 @@ class Cluster:
             raise ValueError("--latency-scale must be >= 0 and --hop-timeout > 0")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
+        for old in (self.run_dir / "state").glob("*.npz"):  # a new run: the last run's node checkpoints are not ours
+            old.unlink()
         self.token = token or secrets.token_urlsafe(24)
         tok = self.run_dir / "token"
         tok.write_text(self.token + "\n")
@@ -107,9 +120,9 @@ class Cluster:
         for n in local:
             if peers:
                 u = urlparse(peers[n])
-                self.sockets[n] = _bind(u.hostname, u.port)
+                self.sockets[n] = bind(u.hostname, u.port)
             else:
-                self.sockets[n] = _bind("127.0.0.1", 0)
+                self.sockets[n] = bind("127.0.0.1", 0)
                 urls[n] = f"http://127.0.0.1:{self.sockets[n].getsockname()[1]}"
         self.urls = urls
         self.local = local
@@ -117,6 +130,8 @@ class Cluster:
             "scenario": str(Path(scenario_path).resolve()), "models": str(Path(models_dir).resolve()),
             "allocation": allocation, "epoch": float(epoch if epoch is not None else time.time()),
             "peers": urls, "hop_timeout_s": hop_timeout_s, "latency_scale": latency_scale,
+            "run_dir": str(self.run_dir.resolve()), "policy": policy, "deterministic": bool(deterministic),
+            "control_hop_timeout_s": control_hop_timeout_s,
         }  # fmt: skip
         (self.run_dir / "serve.json").write_text(json.dumps(cfg, indent=2))
         self.procs: dict[str, subprocess.Popen] = {}

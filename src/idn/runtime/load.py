@@ -70,11 +70,12 @@ def schedule(trace: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return rep.sort_values(["slot", "offset"], kind="stable").reset_index(drop=True)[["slot", "source", "task", "offset"]]
 
 
-async def _replay(reqs: pd.DataFrame, urls: dict, inputs: dict, clock: SlotClock, k0: int, deadline: float,
-                  concurrency: int, timeout_s: float) -> list[dict]:  # fmt: skip
+async def _replay(reqs: pd.DataFrame, urls: dict, inputs: dict, clock: SlotClock | None, k0: int, deadline: float,
+                  concurrency: int, timeout_s: float, session=None, cursor: dict | None = None) -> list[dict]:  # fmt: skip
+    """Send each request at its time (clock None: now), return one record each."""
     import aiohttp
 
-    cursor = {t: 0 for t in inputs}
+    cursor = cursor if cursor is not None else {t: 0 for t in inputs}
     sem = asyncio.Semaphore(concurrency)
     out: list[dict] = []
 
@@ -82,7 +83,7 @@ async def _replay(reqs: pd.DataFrame, urls: dict, inputs: dict, clock: SlotClock
         await asyncio.sleep(max(0.0, when - time.time()))
         async with sem:
             t0 = time.perf_counter()
-            rec = {"task": row.task, "source": row.source, "label": y}
+            rec = {"task": row.task, "source": row.source, "label": y, "trace_slot": int(row.slot)}
             try:
                 async with session.post(f"{urls[row.source]}/v1/infer", json={"task": row.task, "input": x}) as r:
                     body = await r.json(content_type=None)
@@ -92,11 +93,10 @@ async def _replay(reqs: pd.DataFrame, urls: dict, inputs: dict, clock: SlotClock
             rec["ms"] = (time.perf_counter() - t0) * 1000.0
             out.append(rec)
 
-    conn = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+    async def send_all(session):
         tasks = []
         for row in reqs.itertuples(index=False):
-            when = clock.start(k0 + int(row.slot)) + row.offset * clock.seconds
+            when = time.time() if clock is None else clock.start(k0 + int(row.slot)) + row.offset * clock.seconds
             if when > deadline:
                 break
             xs, ys = inputs[row.task]
@@ -104,22 +104,67 @@ async def _replay(reqs: pd.DataFrame, urls: dict, inputs: dict, clock: SlotClock
             cursor[row.task] += 1
             tasks.append(asyncio.create_task(one(session, row, xs[i].tolist(), int(ys[i]), when)))
         await asyncio.gather(*tasks)
+
+    if session is not None:
+        await send_all(session)
+        return out
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        await send_all(session)
     return out
 
 
-def simulate(idn: IDN, trace: pd.DataFrame, allocation: dict) -> dict:
-    """The simulator's prediction: the slot loop with the Fixed policy."""
-    from ..policies.base import Fixed
+async def _drive(reqs: pd.DataFrame, urls: dict, inputs: dict, token: str, k0: int, n_slots: int, deadline: float,
+                 concurrency: int, timeout_s: float) -> tuple[list[dict], list[list[dict]]]:  # fmt: skip
+    """Deterministic mode: each slot's requests, all answered, then ``POST
+    /v1/slot`` at every node (concurrently: their rounds talk to each other)."""
+    import aiohttp
+
+    recs: list[dict] = []
+    rounds: list[list[dict]] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    by_slot = {int(t): g for t, g in reqs.groupby("slot")}
+    cursor = {t: 0 for t in inputs}
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        for t in range(n_slots):
+            if time.time() > deadline:
+                break
+            rows = by_slot.get(t, reqs.iloc[:0])
+            recs += await _replay(rows.assign(offset=0.0), urls, inputs, None, 0, deadline, concurrency, timeout_s,
+                                  session=session, cursor=cursor)  # fmt: skip
+
+            async def end(url):
+                async with session.post(f"{url}/v1/slot", json={"end": k0 + t}, headers=headers) as r:
+                    body = await r.json(content_type=None)
+                    if r.status != 200:
+                        raise RuntimeError(f"{url}/v1/slot: {body.get('error', r.status)}")
+                    return body
+
+            rounds.append(await asyncio.gather(*(end(u) for u in urls.values())))
+    return recs, rounds
+
+
+def simulate(idn: IDN, trace: pd.DataFrame, allocation: dict, policy: dict | None = None) -> dict:
+    """The simulator's prediction: the slot loop with the Fixed policy, or
+    with the live policy's own code, parameters and seed."""
+    from ..policies.base import Fixed, make_policy
     from ..sim.inputs import count_matrix, request_types_for
     from ..sim.loop import run_policy
 
     rt = request_types_for(idn, trace)
-    res = run_policy(rt, Fixed(allocation=allocation), count_matrix(rt, trace))
+    if policy:
+        res = run_policy(rt, make_policy(policy["name"], **(policy.get("params") or {})), count_matrix(rt, trace),
+                         seed=int(policy.get("seed", 0)))  # fmt: skip
+    else:
+        res = run_policy(rt, Fixed(allocation=allocation), count_matrix(rt, trace))
     s = res.summary()
     total = float(res.slots["requests"].sum())
     tiers = {t: float(res.slots[f"served_{t}"].sum()) / total if total else 0.0 for t in TIERS}
+    per_slot = (res.slots["cost"] / res.slots["requests"].where(res.slots["requests"] > 0)).fillna(0.0)
     return {"served_per_tier": tiers, "accuracy": s["mean_accuracy"], "mean_latency_ms": s["mean_latency_ms"],
-            "requests": total}  # fmt: skip
+            "requests": total, "mean_cost": float(res.slots["cost"].sum() / total) if total else 0.0,
+            "mean_cost_per_slot": per_slot.tolist()}  # fmt: skip
 
 
 def live_allocation(nodes: list[dict], fallback: dict) -> dict:
@@ -157,16 +202,98 @@ def run_load(idn: IDN, run_dir, trace: pd.DataFrame, rate_scale: float = 1.0, du
         d = np.load(Path(cfg["models"]) / "data" / f"{t}.npz")
         inputs[t] = (d["x"], d["y"])
     allocation = live_allocation(nodes, cfg.get("allocation") or {})
-    clock = SlotClock(cfg["epoch"], idn.slot_seconds)
-    k0 = clock.now() + 1
     reqs = schedule(trace, seed)
-    deadline = clock.start(k0) + duration
-    recs = asyncio.run(_replay(reqs, urls, inputs, clock, k0, deadline, concurrency, timeout_s))
+    n_slots = int(trace["slot"].max()) + 1 if len(trace) else 0
+    if cfg.get("deterministic"):
+        k0 = int(_get_json(nodes[0]["url"], "/v1/state")["slot"])
+        token = (Path(run_dir) / "token").read_text().strip()
+        # bounded in time: the slots' own length plus a minute's grace for the rounds
+        deadline = time.time() + duration + 60.0
+        recs, rounds = asyncio.run(_drive(reqs, urls, inputs, token, k0, n_slots, deadline, concurrency, timeout_s))
+        histories = {n["id"]: r for n, r in zip(nodes, zip(*rounds))} if rounds else {}
+        sent = len(rounds)
+    else:
+        clock = SlotClock(cfg["epoch"], idn.slot_seconds)
+        k0 = clock.now() + 1
+        deadline = clock.start(k0) + duration
+        recs = asyncio.run(_replay(reqs, urls, inputs, clock, k0, deadline, concurrency, timeout_s))
+        sent = int(reqs["slot"].max()) + 1 if len(reqs) else 0
+        if cfg.get("policy"):  # the last slot's round ends a little after its boundary
+            time.sleep(max(0.0, clock.start(k0 + sent + 1) - time.time()))
+        histories = {n["id"]: _get_json(n["url"], "/v1/history", []) for n in nodes}
     report = summarize(idn, nodes, recs, files)
-    sent_slots = trace[trace["slot"] < (int(reqs["slot"].max()) + 1 if len(reqs) else 0)]
-    report["simulated"] = simulate(idn, sent_slots, allocation)
-    report["allocation"] = allocation
+    sent_slots = trace[trace["slot"] < sent]
+    report["simulated"] = simulate(idn, sent_slots, allocation, cfg.get("policy"))
+    report["slots"] = per_slot(idn, recs, histories, k0, sent, report["simulated"])
+    report["allocation"] = live_allocation(nodes, cfg.get("allocation") or {}) if cfg.get("policy") else allocation
+    report["policy"] = cfg.get("policy") or {"name": "fixed"}
+    report["deterministic"] = bool(cfg.get("deterministic"))
     return report
+
+
+def _get_json(url: str, route: str, default=None):
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}{route}", timeout=5.0) as r:
+            return json.loads(r.read())
+    except OSError:
+        if default is None:
+            raise ValueError(f"{url}{route} did not answer (is 'idn serve' running?)") from None
+        return default
+
+
+def served_cost(idn: IDN):
+    """(source, task, node, model) -> the scenario's cost C of that candidate
+    entry, and (source, task) -> the repository's (the cost with no model nearby)."""
+    from .routing import live_request_types
+
+    rt = live_request_types(idn)
+    cost, fallback = {}, {}
+    for (src, task), rho in rt.key_index.items():
+        sl = rt.entries(rho)
+        for e in range(sl.start, sl.stop):
+            cost[(src, task, idn.nodes[rt.node[e]].id, idn.models[rt.model[e]].id)] = float(rt.cost[e])
+        fallback[(src, task)] = float(rt.cost[sl.stop - 1])
+    return cost, fallback
+
+
+def per_slot(idn: IDN, recs: list[dict], histories: dict, k0: int, n_slots: int, simulated: dict) -> list[dict]:
+    """One object per trace slot: what the replay measured (requests, shares
+    per tier, mean cost and gain of the requests answered), and what the
+    nodes' control rounds at the end of that slot did (model loads, control
+    messages and bytes, summed over the nodes)."""
+    cost, fallback = served_cost(idn)
+    tier_of = {n.id: n.tier for n in idn.nodes}
+    rows = [{"slot": t, "requests": 0, "served_per_tier": {k: 0.0 for k in TIERS}, "model_loads": 0,
+             "control_messages": 0, "control_bytes": 0, "messages_missed": 0, "mean_cost": 0.0, "gain": 0.0}
+            for t in range(n_slots)]  # fmt: skip
+    for r in recs:
+        t = r.get("trace_slot", -1)
+        if r["status"] != 200 or "prediction" not in r["body"] or not 0 <= t < n_slots:
+            continue
+        b, row = r["body"], rows[t]
+        c = cost.get((r["source"], r["task"], b["node"], b["model"]), fallback[(r["source"], r["task"])])
+        row["requests"] += 1
+        row["served_per_tier"][tier_of[b["node"]]] += 1
+        row["mean_cost"] += c
+        row["gain"] += fallback[(r["source"], r["task"])] - c
+    for hist in histories.values():
+        for h in hist:
+            t = int(h.get("slot", -1)) - k0
+            if 0 <= t < n_slots:
+                rows[t]["model_loads"] += int(h.get("model_loads", 0))
+                rows[t]["control_messages"] += int(h.get("messages_sent", 0))
+                rows[t]["control_bytes"] += int(h.get("bytes_sent", 0))
+                rows[t]["messages_missed"] += int(h.get("messages_missed", 0))
+    sim = simulated.get("mean_cost_per_slot", [])
+    for row in rows:
+        n = row["requests"]
+        row["mean_cost"] = row["mean_cost"] / n if n else 0.0
+        row["served_per_tier"] = {k: v / n if n else 0.0 for k, v in row["served_per_tier"].items()}
+        if row["slot"] < len(sim):
+            row["simulated_mean_cost"] = sim[row["slot"]]
+    return rows
 
 
 def summarize(idn: IDN, nodes: list[dict], recs: list[dict], files: dict) -> dict:
@@ -214,4 +341,13 @@ def format_report(rep: dict) -> str:
         lines.append(f"{t:<10} {rep['served_per_tier'][t]:>9.3f} {sim['served_per_tier'][t]:>9.3f}")
     for msg, c in rep["error_reasons"].items():
         lines.append(f"error x{c}: {msg}")
+    if rep.get("slots") and rep.get("policy", {}).get("name") != "fixed":
+        lines += ["", f"per slot (policy {rep['policy']['name']}; loads and messages: the round at the slot's end)",
+                  f"{'slot':>4} {'reqs':>5} {'access':>6} {'edge':>5} {'region':>6} {'cloud':>5} {'loads':>5} "
+                  f"{'msgs':>5} {'bytes':>7} {'missed':>6} {'cost':>7} {'sim cost':>8}"]  # fmt: skip
+        for r in rep["slots"]:
+            p = r["served_per_tier"]
+            lines.append(f"{r['slot']:>4} {r['requests']:>5} {p['access']:>6.2f} {p['edge']:>5.2f} {p['regional']:>6.2f} "
+                         f"{p['cloud']:>5.2f} {r['model_loads']:>5} {r['control_messages']:>5} {r['control_bytes']:>7} "
+                         f"{r['messages_missed']:>6} {r['mean_cost']:>7.2f} {r.get('simulated_mean_cost', float('nan')):>8.2f}")  # fmt: skip
     return "\n".join(lines)

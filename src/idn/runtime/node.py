@@ -30,20 +30,23 @@ import numpy as np
 from aiohttp import web
 
 from .. import serving
+from .control import LIVE_POLICIES, make_control_plane
 from .models import predict, read_catalog_files
-from .node_parts import NodeMetrics, SlotClock, bad_request, check_token
+from .node_control import ControlEndpoints
+from .node_parts import DrivenClock, NodeMetrics, SlotClock, bad_request, check_token
 from .routing import Router, SlotCapacity, live_request_types
 from .store import ModelStore
 
 
-class Node:
+class Node(ControlEndpoints):
     def __init__(self, cfg: dict, node_id: str, idn, token: str):
         self.cfg, self.idn, self.id, self.token = cfg, idn, node_id, token
         self.rt = live_request_types(idn)
         self.router = Router(self.rt, node_id)
         self.v = self.router.v
         self.node = idn.nodes[self.v]
-        self.clock = SlotClock(float(cfg["epoch"]), idn.slot_seconds)
+        self.clock = DrivenClock(idn.slot_seconds) if cfg.get("deterministic") else SlotClock(float(cfg["epoch"]), idn.slot_seconds)
+        self._slot_lock = asyncio.Lock()
         self.capacity = SlotCapacity(self.router)
         self.peers: dict[str, str] = cfg["peers"]
         self.hop_timeout = float(cfg.get("hop_timeout_s", 2.0))
@@ -66,17 +69,28 @@ class Node:
         self.counters = {k: 0 for k in ("received", "served", "forwarded", "errors", "skipped_hops", "announcements", "counts_sent")}
         self.arrivals: dict[int, np.ndarray] = {}  # slot -> (R,) requests that entered here
         self.client: aiohttp.ClientSession | None = None
+        self._count_targets = self.router.upstream_of_types()
+        policy = cfg.get("policy") or {}
+        if policy.get("name") in LIVE_POLICIES:  # the repository too: it finds the cut-offs
+            self.control = make_control_plane(self, policy, Path(cfg["run_dir"]) / "state" / f"{node_id}.npz")
+        self.resumed = False
 
     # ---- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         self.client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.hop_timeout))
+        if self.control is not None:
+            self.resumed = self.control.restore()
+            self.hosts[self.v] = (self.control.policy.propose()[self.v] > 0.5) | self.idn.permanent[self.v]
+            if self.resumed:
+                self.metrics.resumed(self.control.resumed_from)
+                await self.refresh_allocations()
         await self.store.apply(set(np.flatnonzero(self.hosts[self.v])), self.pool, self.metrics.loaded)
         # warm up before the first request: the share kernel (numba loads its compiled code on
         # first call, ~1 s that would stall the loop at the first slot) and each session
         serving.capacity_share(self.rt, np.ones(self.rt.n_types))
         for m, sess in self.store.sessions.items():
             predict(sess, np.zeros((1, self.n_features[self.idn.models[m].task]), dtype=np.float32))
-        self._tasks = [asyncio.create_task(self._slot_loop())]
+        self._tasks = [] if self.cfg.get("deterministic") else [asyncio.create_task(self._slot_loop())]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -271,27 +285,6 @@ class Node:
             self.capacity.add_counts(slot, rho.astype(np.int64), n)
         return web.json_response({"ok": True})
 
-    async def _slot_loop(self) -> None:
-        """At each slot boundary (plus a small grace for requests in flight),
-        send the finished slot's arrival counts to the nodes up the paths:
-        their capacity shares for the next slot depend on them."""
-        targets = self.router.upstream_of_types()
-        while True:
-            t = self.clock.now()
-            await asyncio.sleep(max(0.0, self.clock.start(t + 1) - time.time()) + 0.02 * self.clock.seconds)
-            counts = self.arrivals.pop(t, None)
-            for old in [s for s in self.arrivals if s < t]:
-                del self.arrivals[old]
-            if counts is None:
-                continue
-            mine = np.flatnonzero(counts)
-            self.capacity.add_counts(t, mine, counts[mine])
-            for u, types in targets.items():
-                rows = [[self.id, self.idn.tasks[self.rt.task[r]], float(counts[r])] for r in types if counts[r] > 0]
-                if rows:
-                    self.counters["counts_sent"] += 1
-                    asyncio.create_task(self._control(u, "/v1/counts", {"from": self.id, "slot": t, "counts": rows}))
-
     # ---- reads ------------------------------------------------------------------
     async def state(self, request: web.Request) -> web.Response:
         t = self.clock.now()
@@ -304,7 +297,7 @@ class Node:
             "capacity_left": {self.idn.models[m].id: v for m, v in left.items()},
             "counters": dict(self.counters),
             "models_loaded": len(self.store.sessions), "loads": st.loads, "unloads": st.unloads,
-            "load_seconds": st.load_seconds,
+            "load_seconds": st.load_seconds, **self.control_state(),
         })  # fmt: skip
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -319,6 +312,7 @@ class Node:
             web.post("/v1/infer", self.infer), web.get("/v1/state", self.state),
             web.put("/v1/allocation", self.put_allocation), web.put("/v1/announce", self.put_announce),
             web.put("/v1/counts", self.put_counts), web.get("/metrics", self.prometheus), web.get("/healthz", self.healthz),
+            web.put("/v1/control", self.put_control), web.post("/v1/slot", self.post_slot), web.get("/v1/history", self.get_history),
         ])  # fmt: skip
         return app
 
@@ -338,7 +332,7 @@ async def _json_object(request: web.Request) -> dict | None:
     return body if isinstance(body, dict) else None
 
 
-async def _main(run_dir: Path, node_id: str, fd: int) -> None:
+async def _main(run_dir: Path, node_id: str, fd: int | None) -> None:
     from ..model.scenario import load_scenario
 
     t0 = time.perf_counter()
@@ -347,10 +341,21 @@ async def _main(run_dir: Path, node_id: str, fd: int) -> None:
     node = Node(cfg, node_id, load_scenario(cfg["scenario"]), token)
     print(f"node {node_id}: scenario loaded in {time.perf_counter() - t0:.1f} s", flush=True)
     await node.start()
+    if node.resumed:
+        print(f"node {node_id}: resumed from checkpoint {node.control.checkpoint} at slot {node.control.resumed_from}", flush=True)
     print(f"node {node_id}: {len(node.store.sessions)} models loaded, warm, in {time.perf_counter() - t0:.1f} s", flush=True)
     runner = web.AppRunner(node.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    await web.SockSite(runner, socket.socket(fileno=fd)).start()
+    if fd is None:  # restarted by hand (python -m idn.runtime.node RUN NODE): bind the address the run gave it
+        from urllib.parse import urlparse
+
+        from .launcher import bind
+
+        url = urlparse(node.peers[node_id])
+        sock = bind(url.hostname, url.port)
+    else:
+        sock = socket.socket(fileno=fd)
+    await web.SockSite(runner, sock).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -374,8 +379,11 @@ async def _main(run_dir: Path, node_id: str, fd: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    run_dir, node_id, fd = (argv or sys.argv[1:])[:3]
-    asyncio.run(_main(Path(run_dir), node_id, int(fd)))
+    args = (argv or sys.argv[1:])[:3]
+    if len(args) < 2:
+        print("usage: python -m idn.runtime.node RUN_DIR NODE_ID [LISTEN_FD]", file=sys.stderr)
+        return 2
+    asyncio.run(_main(Path(args[0]), args[1], int(args[2]) if len(args) > 2 else None))
     # everything is closed and flushed: skip the interpreter's teardown (numba and
     # onnxruntime make it take seconds on a busy machine, and a stop should be prompt)
     sys.stdout.flush()

@@ -8,7 +8,7 @@ import math
 import time
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class SlotClock:
@@ -23,6 +23,16 @@ class SlotClock:
 
     def start(self, t: int) -> float:
         return self.epoch + t * self.seconds
+
+
+class DrivenClock:
+    """Deterministic mode: slot t lasts until the driver ends it (``POST /v1/slot``)."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.slot = float(seconds), 0
+
+    def now(self) -> int:
+        return self.slot
 
 
 class NodeMetrics:
@@ -43,6 +53,18 @@ class NodeMetrics:
         self._loads = Counter("idn_model_loads", "onnxruntime sessions created", ["node", "model"], registry=r)
         self._load_time = Histogram("idn_model_load_seconds", "time to create a session", ["node"], registry=r)
         self.node_id = node_id
+        self._slot = Gauge("idn_slot", "the next slot whose control round runs here", ["node"], registry=r).labels(**lbl)
+        self._messages = {
+            k: Counter(f"idn_control_{k}", f"INFIDA control messages {k.split('_')[1]}", ["node"], registry=r).labels(**lbl)
+            for k in ("messages_sent", "messages_received", "messages_missed")
+        }  # fmt: skip
+        self._bytes = Counter("idn_control_bytes_sent", "bytes of control bundles sent", ["node"], registry=r).labels(**lbl)
+        self._round = Histogram("idn_control_round_seconds", "one slot's message exchange", ["node"], registry=r,
+                                buckets=(1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)).labels(**lbl)  # fmt: skip
+        self._y = Gauge("idn_policy_state", "the node's fractional state y", ["node", "model"], registry=r)
+        self._resumed = Gauge("idn_resumed_from_slot", "slot this node resumed at from its checkpoint (-1: fresh start)",
+                              ["node"], registry=r).labels(**lbl)  # fmt: skip
+        self._resumed.set(-1)
 
     def served(self, model: str, ms: float) -> None:
         self._served.labels(node=self.node_id, model=model).inc()
@@ -51,6 +73,19 @@ class NodeMetrics:
     def loaded(self, model: str, seconds: float) -> None:
         self._loads.labels(node=self.node_id, model=model).inc()
         self._load_time.labels(node=self.node_id).observe(seconds)
+
+    def control(self, rec: dict, y: dict[str, float], slot: int) -> None:
+        for k, c in self._messages.items():
+            c.inc(rec[k])
+        self._bytes.inc(rec["bytes_sent"])
+        self._round.observe(rec["round_ms"] / 1000.0)
+        self._slot.set(slot)
+        for model, value in y.items():
+            self._y.labels(node=self.node_id, model=model).set(value)
+
+    def resumed(self, slot: int) -> None:
+        self._resumed.set(slot)
+        self._slot.set(slot)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

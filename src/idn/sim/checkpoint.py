@@ -52,35 +52,13 @@ def remove(directory: str | Path) -> None:
 
 def save(path: str | Path, fingerprint: str, next_slot: int, policy, prev: np.ndarray, rows: np.ndarray) -> None:
     """Write then rename, so a kill mid-write leaves the previous checkpoint whole."""
-    state = policy.state_dict()
-    arrays = {f"{_STATE}{k}": v for k, v in state.items() if isinstance(v, np.ndarray)}
-    plain = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
-    meta = {
-        "format": FORMAT, "version": VERSION, "fingerprint": fingerprint, "policy": policy.name,
-        "next_slot": int(next_slot), "state": plain,
-    }  # fmt: skip
-    header = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **{_META: header, "rows": rows, "prev": prev}, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    _write(path, {"fingerprint": fingerprint, "next_slot": int(next_slot)}, policy, {"rows": rows, "prev": prev})
 
 
 def load(path: str | Path, fingerprint: str, policy, rows_shape: tuple, prev_shape: tuple) -> tuple[int, np.ndarray, np.ndarray]:
     """(next slot, allocation held, rows so far) from a checkpoint of this run,
     with the state restored into policy (already started). Raises CheckpointError."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(bytes(arrays.pop(_META)).decode("utf-8"))
-    except Exception as exc:  # zipfile, zlib, numpy and json each raise their own types for a bad file
-        raise refuse(path, f"unreadable: {type(exc).__name__}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise refuse(path, "not an idn checkpoint")
-    if meta.get("version") != VERSION:
-        raise refuse(path, f"format version {meta.get('version')!r}, this idn reads {VERSION}")
+    meta, arrays = _read(path)
     if meta.get("fingerprint") != fingerprint:
         raise refuse(path, "its fingerprint is another run's: scenario, trace, policy, parameters or seed differ")
     next_slot = meta.get("next_slot")
@@ -93,7 +71,58 @@ def load(path: str | Path, fingerprint: str, policy, rows_shape: tuple, prev_sha
         raise refuse(path, "its slot table holds values that are not finite")
     if not (isinstance(prev, np.ndarray) and prev.shape == prev_shape and prev.dtype == np.bool_):
         raise refuse(path, "its allocation does not fit the scenario")
-    state = meta.get("state")
+    _restore(path, policy, meta.get("state"), arrays)
+    return next_slot, prev, rows
+
+
+def save_state(path: str | Path, fingerprint: str, policy, extra: dict) -> None:
+    """A policy's state alone, with JSON ``extra`` (a live node's checkpoint:
+    no slot table), in the same format; write then rename."""
+    _write(path, {"fingerprint": fingerprint, "extra": extra}, policy, {})
+
+
+def load_state(path: str | Path, fingerprint: str, policy) -> dict:
+    """Restore ``save_state``'s policy state into policy (already started);
+    return its ``extra``. Raises CheckpointError, as ``load``."""
+    meta, arrays = _read(path)
+    if meta.get("fingerprint") != fingerprint:
+        raise refuse(path, "its fingerprint is another run's")
+    extra = meta.get("extra")
+    if not isinstance(extra, dict):
+        raise refuse(path, "no node state")
+    _restore(path, policy, meta.get("state"), arrays)
+    return extra
+
+
+def _write(path, meta: dict, policy, arrays: dict) -> None:
+    state = policy.state_dict()
+    arrays = {**arrays, **{f"{_STATE}{k}": v for k, v in state.items() if isinstance(v, np.ndarray)}}
+    plain = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
+    meta = {"format": FORMAT, "version": VERSION, "policy": policy.name, **meta, "state": plain}
+    header = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **{_META: header}, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read(path) -> tuple[dict, dict]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(bytes(arrays.pop(_META)).decode("utf-8"))
+    except Exception as exc:  # zipfile, zlib, numpy and json each raise their own types for a bad file
+        raise refuse(path, f"unreadable: {type(exc).__name__}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise refuse(path, "not an idn checkpoint")
+    if meta.get("version") != VERSION:
+        raise refuse(path, f"format version {meta.get('version')!r}, this idn reads {VERSION}")
+    return meta, arrays
+
+
+def _restore(path, policy, state, arrays: dict) -> None:
     if not isinstance(state, dict):
         raise refuse(path, "no policy state")
     for k, v in arrays.items():
@@ -104,4 +133,3 @@ def load(path: str | Path, fingerprint: str, policy, rows_shape: tuple, prev_sha
         policy.load_state_dict(state)
     except (ValueError, TypeError, KeyError) as exc:
         raise refuse(path, str(exc)) from None
-    return next_slot, prev, rows
