@@ -84,3 +84,35 @@ def test_models_build_is_seeded_and_measures_what_it_wrote(models_dir, tmp_path)
     assert acc == pytest.approx(float(r["top1_accuracy"]), abs=1e-6)
     # variants span accuracy and size
     assert max(b.size_mb for b in again) > 10 * min(b.size_mb for b in again)
+
+
+def test_serve_rejects_a_bad_live_policy(capsys, models_dir, tmp_path):  # noqa: F811
+    scen = models_dir / "live-demo.yaml"
+    base = ["serve", scen, "--models", models_dir, "--run-dir", tmp_path / "run"]
+    _fails(capsys, [*base, "--policy", "infida", "--param", "eta_scale=-1"], "eta_scale")
+    _fails(capsys, [*base, "--policy", "infida", "--param", "rounding=sometimes"], "rounding")
+    _fails(capsys, [*base, "--policy", "infidaa"], "unknown policy", "infida")
+    assert not (tmp_path / "run").exists()  # nothing started, nothing written
+
+
+def test_paths_that_cross_both_ways_are_refused_for_live_infida(models_dir):  # noqa: F811
+    """Paths to the nearest repository never cross both ways (they form a
+    shortest-path forest), so the check guards request types built some
+    other way: here, the demo's types with one path reversed by hand."""
+    import numpy as np
+
+    from idn.runtime.control import check_control_graph
+    from idn.runtime.routing import live_request_types
+
+    rt = live_request_types(load_scenario(models_dir / "live-demo.yaml"))
+    check_control_graph(rt)  # the demo's paths: fine
+    rho = int(np.argmax(np.diff(rt.path_offsets)))  # a type from an access node: ap, edge, regional, cloud
+    a = rt.path_offsets[rho]
+    p = rt.path_nodes[a : rt.path_offsets[rho + 1]]
+    assert len(p) >= 3
+    crossed = rt.path_nodes.copy()
+    crossed[a : a + 2] = p[:2][::-1]  # p2 -> p1 -> p3: against the paths of p1's other types
+    rt.path_nodes = crossed
+    with pytest.raises(ValueError, match="never cross both ways"):
+        check_control_graph(rt)
+    assert np.array_equal(rt.path_nodes, crossed)
