@@ -277,25 +277,48 @@ class _Caching(Policy):
     lfu = True
     defaults = {"window": 10}
     checks = {"window": number(gt=0, le=1e9)}
+    state_attrs = ("_x", "_score", "_slot")
 
     def _start(self, trace):
-        idn = self.rt.idn
+        self._setup(self.rt.idn)
+
+    def start_nodes(self, idn, nodes, seed: int = 0) -> _Caching:
+        """Bind without request types: the live runtime's form, where a node
+        counts its own hits and misses from the requests that pass through
+        it (idn.runtime.caching) and calls :meth:`update`. Only ``nodes``'
+        rows ever change (the others have no hits or misses)."""
+        self.rt = None
+        self.rng = np.random.default_rng(seed)
+        self._setup(idn)
+        return self
+
+    def _setup(self, idn):
+        self._idn = idn
         self._x = idn.permanent.astype(float).reshape(-1)
         self._settable = (idn.fits & ~idn.permanent).reshape(-1) & ~np.repeat(idn.repository, idn.n_models)
         self._score = np.zeros(self._x.size)
         self._slot = 0
 
     def propose(self) -> np.ndarray:
-        idn = self.rt.idn
+        idn = self._idn
         return self._x.reshape(idn.n_nodes, idn.n_models).copy()
 
+    def settable(self, v: int, m: int) -> bool:
+        return bool(self._settable[v * self._idn.n_models + m])
+
     def learn(self, counts: np.ndarray, share: np.ndarray) -> None:
-        rt, idn = self.rt, self.rt.idn
+        rt = self.rt
         counts = np.ascontiguousarray(counts, dtype=float)
         served = serving.serve(rt, counts, self._x, share).served  # what the answers tell each node
         hits, misses = np.zeros(self._x.size), np.zeros(self._x.size)
         _observe(rt.offsets, rt.path_offsets, rt.path_nodes, rt.node, rt.hop, rt.pair, rt.cost, served, counts,
                  self._x, self._settable, hits, misses)  # fmt: skip
+        self.update(hits, misses)
+
+    def update(self, hits: np.ndarray, misses: np.ndarray) -> None:
+        """The slot's hits and misses per (node, model) pair (flat V*M): new
+        scores, then the missed models admitted node by node."""
+        idn = self._idn
         self._slot += 1
         if self.lfu:
             self._score *= 0.5 ** (1.0 / float(self.params["window"]))

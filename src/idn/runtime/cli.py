@@ -62,7 +62,7 @@ def cmd_serve(args) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     live = args.policy in LIVE_POLICIES and not args.allocation
-    if live:
+    if live and args.policy == "infida":
         params = {"rounding": "coupled", **params}  # live, the low-churn rounding is the default
         try:
             check_control_graph(live_request_types(idn))

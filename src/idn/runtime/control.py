@@ -41,7 +41,8 @@ import numpy as np
 from .. import serving
 from ..policies.messages import cutoff, local_terms
 
-LIVE_POLICIES = ("infida",)  # run by every node on its own slice; the others are computed once at start
+CACHING = ("lfu", "lru")
+LIVE_POLICIES = ("infida", *CACHING)  # run by every node on its own; the others are computed once at start
 HISTORY = 10_000  # per-slot records kept for GET /v1/history
 
 
@@ -64,15 +65,20 @@ def check_control_graph(rt) -> None:
         raise ValueError(f"live INFIDA needs paths that never cross both ways, but paths go {a} -> {b} and back")
 
 
-def make_control_plane(node, policy: dict, checkpoint: Path) -> ControlPlane:
-    """The control plane of ``node`` for serve.json's ``policy`` entry
-    ({"name", "params", "seed"}): INFIDA on the node's own slice."""
+def make_control_plane(node, policy: dict, checkpoint: Path):
+    """The per-node policy of ``node`` for serve.json's ``policy`` entry
+    ({"name", "params", "seed"}): INFIDA on the node's own slice (a
+    ControlPlane), or LFU/LRU on its own cache (a CachePlane; none at a
+    repository, which caches nothing)."""
     from ..policies.base import make_policy
+    from .caching import CachePlane
 
-    check_control_graph(node.rt)
     learner = make_policy(policy["name"], **(policy.get("params") or {}))
     learner.start_nodes(node.idn, [node.v], seed=int(policy.get("seed", 0)))
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    if policy["name"] in CACHING:
+        return None if node.node.repository else CachePlane(node, learner, checkpoint)
+    check_control_graph(node.rt)
     hop = node.cfg.get("control_hop_timeout_s")
     if hop is None:  # wall clock: the longest round (deadline tau (2 top + 1)) ends within 80% of the slot
         top = nx.dag_longest_path_length(control_graph(node.rt))
@@ -80,7 +86,42 @@ def make_control_plane(node, policy: dict, checkpoint: Path) -> ControlPlane:
     return ControlPlane(node, learner, checkpoint, float(hop))
 
 
-class ControlPlane:
+class NodePlane:
+    """What every per-node live policy shares: its checkpoint (policy state,
+    next slot, counters), written after each round and read on a restart."""
+
+    checkpoint: Path | None = None
+    counters: dict
+
+    def fingerprint(self) -> str:
+        cfg = self.node.cfg
+        return json.dumps([self.node.id, cfg["scenario"], cfg.get("policy"), cfg.get("epoch")], sort_keys=True)
+
+    def save(self) -> None:
+        if self.checkpoint is not None:
+            from ..sim import checkpoint as ckpt
+
+            ckpt.save_state(self.checkpoint, self.fingerprint(), self.policy, {"slot": self.slot, "counters": self.counters})
+
+    def restore(self) -> bool:
+        """Resume from this node's checkpoint, if there is one (False if not);
+        a checkpoint of another run is refused with one line."""
+        from ..sim import checkpoint as ckpt
+
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return False
+        extra = ckpt.load_state(self.checkpoint, self.fingerprint(), self.policy)
+        slot, counters = extra.get("slot"), extra.get("counters")
+        if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0 or not isinstance(counters, dict):
+            raise ckpt.refuse(self.checkpoint, "no slot or counters")
+        self.slot = self.resumed_from = slot
+        for k in self.counters:
+            if isinstance(counters.get(k), int):
+                self.counters[k] = counters[k]
+        return True
+
+
+class ControlPlane(NodePlane):
     """INFIDA's per-slot round at one node (module docstring)."""
 
     def __init__(self, node, policy, checkpoint: Path | None, hop_timeout_s: float):
@@ -265,34 +306,6 @@ class ControlPlane:
     def y_by_model(self) -> dict[str, float]:
         row = self.policy.state()[self.v]
         return {self.node.idn.models[m].id: float(row[m]) for m in sorted(self.free)}
-
-    def save(self) -> None:
-        if self.checkpoint is not None:
-            from ..sim import checkpoint as ckpt
-
-            ckpt.save_state(self.checkpoint, self.fingerprint(), self.policy, {"slot": self.slot, "counters": self.counters})
-
-    def restore(self) -> bool:
-        """Resume from this node's checkpoint, if there is one (False if not);
-        a checkpoint of another run is refused with one line."""
-        from ..sim import checkpoint as ckpt
-
-        if self.checkpoint is None or not self.checkpoint.exists():
-            return False
-        extra = ckpt.load_state(self.checkpoint, self.fingerprint(), self.policy)
-        slot, counters = extra.get("slot"), extra.get("counters")
-        if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0 or not isinstance(counters, dict):
-            raise ckpt.refuse(self.checkpoint, "no slot or counters")
-        self.slot = slot
-        self.resumed_from = slot
-        for k in self.counters:
-            if isinstance(counters.get(k), int):
-                self.counters[k] = counters[k]
-        return True
-
-    def fingerprint(self) -> str:
-        cfg = self.node.cfg
-        return json.dumps([self.node.id, cfg["scenario"], cfg.get("policy"), cfg.get("epoch")], sort_keys=True)
 
     def state(self) -> dict:
         return {"y": self.y_by_model(), **self.counters, "resumed_from_slot": self.resumed_from, "next_round": self.slot,

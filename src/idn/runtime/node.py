@@ -71,7 +71,7 @@ class Node(ControlEndpoints):
         self.client: aiohttp.ClientSession | None = None
         self._count_targets = self.router.upstream_of_types()
         policy = cfg.get("policy") or {}
-        if policy.get("name") in LIVE_POLICIES:  # the repository too: it finds the cut-offs
+        if policy.get("name") in LIVE_POLICIES:  # INFIDA at the repository too: it finds the cut-offs
             self.control = make_control_plane(self, policy, Path(cfg["run_dir"]) / "state" / f"{node_id}.npz")
         self.resumed = False
 
@@ -142,6 +142,10 @@ class Node(ControlEndpoints):
             out = await self._forward(rho, d.next_hop, {**body, "source": source, "slot": slot, "hops": hops})
         if isinstance(out, web.Response):
             return out
+        if hasattr(self.control, "observe"):  # a cache learns from where its requests were served
+            where, model = self.idn.node_index.get(out.get("node")), self.idn.model_index.get(out.get("model"))
+            if where is not None and model is not None:
+                self.control.observe(rho, where, model)
         if entering:
             out["timings_ms"]["total"] = (time.perf_counter() - t0) * 1000.0
         return web.json_response(out)

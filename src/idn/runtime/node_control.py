@@ -111,8 +111,8 @@ class ControlEndpoints:
         denied = check_token(request, self.token)
         if denied:
             return denied
-        if self.control is None:
-            return bad_request(409, f"node {self.id!r} runs no live policy")
+        if not hasattr(self.control, "receive"):
+            return bad_request(409, f"node {self.id!r} runs no policy that exchanges control messages")
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
