@@ -212,3 +212,29 @@ def test_coupled_infida_follows_a_popularity_shift_and_then_stays_put():
     assert sum(loads[shift : shift + 20]) > 0  # it moved
     caches = int((~idn.repository).sum())
     assert sum(loads[-100:]) / (100 * caches) < 0.01  # and then stays put
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name, params", [("local-greedy", {"update_prob": 0.5, "window": 4}), ("lfu", {}), ("lru", {})])
+def test_a_checkpointed_run_resumes_to_the_uninterrupted_result(tmp_path, name, params):
+    """The state between slots is all saved: for local-greedy the window of
+    counts and shares (a deque, saved as arrays) and the rng, for the caches
+    their scores. (A live node restarts from the same state.)"""
+    idn, rt, counts = _instance(4, slots=24)
+    whole = run_policy(rt, make_policy(name, **params), counts, seed=2)
+
+    def stop_at(done, total):
+        if done == 13:
+            raise _Stop
+
+    ck = tmp_path / "checkpoint.npz"
+    with pytest.raises(_Stop):
+        run_policy(rt, make_policy(name, **params), counts, seed=2, checkpoint=ck, checkpoint_every=5, on_slot=stop_at)
+    assert ck.exists()
+    resumed = run_policy(rt, make_policy(name, **params), counts, seed=2, checkpoint=ck, checkpoint_every=5)
+    cols = ["gain", "model_loads"]
+    assert np.array_equal(resumed.slots[cols].to_numpy(), whole.slots[cols].to_numpy())
+    assert np.array_equal(resumed.final_allocation, whole.final_allocation)

@@ -169,6 +169,8 @@ class LocalGreedy(Policy):
     defaults = {"window": 10, "update_prob": 1.0}
     checks = {"window": integer(ge=1, le=10**6), "update_prob": number(gt=0, le=1)}
 
+    needs_lists = True  # live, a node needs the whole list of each type through it (runtime/control.py)
+
     def _start(self, trace):
         idn = self.rt.idn
         self._counts: deque = deque(maxlen=int(self.params["window"]))
@@ -176,6 +178,32 @@ class LocalGreedy(Policy):
         self._entries, self._node_offsets = _node_pairs(self.rt)
         self._size_of_pair = np.tile(idn.size_mb, idn.n_nodes)
         self._x = idn.permanent.astype(float).reshape(-1)
+        self._only = None
+
+    def start_nodes(self, idn, nodes, seed: int = 0) -> LocalGreedy:
+        """The live runtime's form: request types for every node as a source
+        (as the live nodes build them), and only ``nodes`` refill; each slot
+        :meth:`learn_view` gives what the node saw. With the same seed, a
+        node's refills are the simulator's (the same uniforms decide whether
+        it refills)."""
+        from ..model.request_types import build_request_types
+
+        self.start(build_request_types(idn, [n.id for n in idn.nodes]), seed)
+        self._only = np.zeros(idn.n_nodes, bool)
+        self._only[np.asarray(nodes, dtype=np.int64)] = True
+        return self
+
+    def state(self) -> np.ndarray:
+        """The allocation held, (V, M): what a node announces in its control messages."""
+        return self._x.reshape(self.rt.idn.n_nodes, self.rt.idn.n_models).copy()
+
+    def learn_view(self, counts: np.ndarray, share: np.ndarray, held: dict[int, float]) -> None:
+        """A live node's slot: the counts and shares of the request types
+        through it (zero elsewhere) and the allocation every node on their
+        lists held ({flat pair: 0/1}, from the messages)."""
+        pairs = np.fromiter(held.keys(), dtype=np.int64, count=len(held))
+        self._x[pairs] = np.fromiter(held.values(), dtype=float, count=len(held))
+        self.learn(counts, share)
 
     def propose(self) -> np.ndarray:
         idn = self.rt.idn
@@ -187,6 +215,8 @@ class LocalGreedy(Policy):
             # nodes that refill this slot: all, or a random part of them (update_prob < 1 damps the
             # oscillation of simultaneous refills: two nodes on a path dropping or taking the same model)
             updating = self.rng.random(idn.n_nodes) < float(self.params["update_prob"])
+            if self._only is not None:
+                updating &= self._only
             self._x = _local_greedy(rt.offsets, rt.entry_type, rt.pair, rt.cost, share, counts, self._x,
                                     self._entries, self._node_offsets, self._size_of_pair, idn.budget_mb, tol,
                                     updating, self._x.copy())  # fmt: skip
@@ -195,6 +225,30 @@ class LocalGreedy(Policy):
     def learn(self, counts: np.ndarray, share: np.ndarray) -> None:
         self._counts.append(np.asarray(counts, dtype=float))
         self._shares.append(np.asarray(share, dtype=float))
+
+    state_attrs = ("_x",)
+
+    def state_dict(self) -> dict:
+        """The allocation, the rng and the window of counts and shares (as (n, R) and (n, E) arrays)."""
+        st = super().state_dict()
+        st["window_counts"] = np.array(self._counts).reshape(len(self._counts), self.rt.n_types)
+        st["window_shares"] = np.array(self._shares).reshape(len(self._shares), self.rt.n_entries)
+        return st
+
+    def load_state_dict(self, state: dict) -> None:
+        from .state import check_array
+
+        state = dict(state)
+        counts = check_array("window_counts", state.pop("window_counts", None), None)
+        shares = check_array("window_shares", state.pop("window_shares", None), None, allow_inf=True)
+        n = len(counts)
+        if counts.shape != (n, self.rt.n_types) or shares.shape != (n, self.rt.n_entries) or n > self._counts.maxlen:
+            raise ValueError(f"state 'window_counts': shapes {counts.shape} and {shares.shape} do not fit the window")
+        super().load_state_dict(state)
+        self._counts.clear()
+        self._shares.clear()
+        self._counts.extend(counts)
+        self._shares.extend(shares)
 
 
 # ---------------------------------------------------------------- caching

@@ -50,7 +50,7 @@ def _allocation(args, idn, params: dict) -> dict:
 def cmd_serve(args) -> int:
     from ..cli import UserError, _load_scenario, _parse_params
     from ..policies.base import make_policy
-    from .control import LIVE_POLICIES, check_control_graph
+    from .control import LIVE_POLICIES, MESSAGING, check_control_graph
     from .launcher import Cluster, check_models, read_peers
     from .routing import live_request_types
 
@@ -64,6 +64,7 @@ def cmd_serve(args) -> int:
     live = args.policy in LIVE_POLICIES and not args.allocation
     if live and args.policy == "infida":
         params = {"rounding": "coupled", **params}  # live, the low-churn rounding is the default
+    if live and args.policy in MESSAGING:
         try:
             check_control_graph(live_request_types(idn))
         except ValueError as exc:

@@ -42,7 +42,8 @@ from .. import serving
 from ..policies.messages import cutoff, local_terms
 
 CACHING = ("lfu", "lru")
-LIVE_POLICIES = ("infida", *CACHING)  # run by every node on its own; the others are computed once at start
+MESSAGING = ("infida", "local-greedy")  # exchange the control messages of policies/messages.py
+LIVE_POLICIES = (*MESSAGING, *CACHING)  # run by every node on its own; the others are computed once at start
 HISTORY = 10_000  # per-slot records kept for GET /v1/history
 
 
@@ -92,6 +93,12 @@ class NodePlane:
 
     checkpoint: Path | None = None
     counters: dict
+
+    def held(self) -> np.ndarray:
+        """The node's allocation now, (M,) bool, without side effects (a
+        local-greedy propose() refills)."""
+        x = self.policy.state() if getattr(self.policy, "needs_lists", False) else self.policy.propose()
+        return x[self.node.v] > 0.5
 
     def fingerprint(self) -> str:
         cfg = self.node.cfg
@@ -147,7 +154,9 @@ class ControlPlane(NodePlane):
         self.preds = sorted({u for u in self.prev.values() if u >= 0})
         self.succs = sorted({w for w in self.next.values() if w >= 0})
         self.own = {int(rho): [int(e) for e in range(rt.offsets[rho], rt.offsets[rho + 1]) if rt.node[e] == v] for rho in self.types}
-        self.free = policy.free_index(v)
+        # INFIDA needs the cut-off of each type; local-greedy the whole list (its marginal gains walk it)
+        self.lists = bool(getattr(policy, "needs_lists", False))
+        self.free = {} if self.lists else policy.free_index(v)
         self.inbox = {"up": {}, "down": {}}  # phase -> slot -> sender -> messages
         self.last = {"up": {}, "down": {}}  # phase -> sender -> (slot, messages): the stand-in for a late bundle
         self.arrived = asyncio.Event()
@@ -259,7 +268,7 @@ class ControlPlane(NodePlane):
             for e in self.own[rho]:
                 mdl = int(rt.model[e])
                 m["entries"].append([v, mdl, int(rt.hop[e]), float(rt.cost[e]), float(share[e]), float(y_row[mdl])])
-        down = {rho: cutoff(m["requests"], m["entries"]) for rho, m in msgs.items() if self.next[rho] < 0}
+        down = {rho: self._top(m) for rho, m in msgs.items() if self.next[rho] < 0}
         await self._send_all("up", t, self.succs, {w: {str(r): m for r, m in msgs.items() if self.next[r] == w} for w in self.succs})
         down_in = await self._collect("down", t, self.succs, down_deadline)
         for rho in msgs:
@@ -269,13 +278,16 @@ class ControlPlane(NodePlane):
         await self._send_all("down", t, self.preds,
                              {u: {str(r): d for r, d in down.items() if self.prev[r] == u} for u in self.preds})  # fmt: skip
         round_ms = (time.perf_counter() - t0) * 1000.0
-        # the supergradient terms of this node's entries, type after type as serving's kernel adds them
-        g = np.zeros(self.policy.y.size)
-        for rho in sorted(down):
-            own = [c for c in msgs[rho]["entries"] if c[0] == v]
-            for mdl, term in local_terms(down[rho], own).items():
-                g[self.free[mdl]] += term
-        self.policy.learn_supergradient(g)
+        if self.lists:
+            self._learn_view(msgs, down)
+        else:
+            # the supergradient terms of this node's entries, type after type as serving's kernel adds them
+            g = np.zeros(self.policy.y.size)
+            for rho in sorted(down):
+                own = [c for c in msgs[rho]["entries"] if c[0] == v]
+                for mdl, term in local_terms(down[rho], own).items():
+                    g[self.free[mdl]] += term
+            self.policy.learn_supergradient(g)
         self.slot = t + 1
         held = np.flatnonzero(self.policy.propose()[v] > 0.5)
         loads = await node.apply_allocation(set(held.tolist()))
@@ -291,6 +303,33 @@ class ControlPlane(NodePlane):
         self.history.append(rec)
         node.metrics.control(rec, self.y_by_model(), t + 1)
         return rec
+
+    def _top(self, m: dict) -> dict:
+        """At the last node of a path: the cut-off, and for local-greedy the
+        whole list (the fallback's entries aside: their share is infinite
+        and every node knows them)."""
+        down = cutoff(m["requests"], m["entries"])
+        if self.lists:
+            down["entries"] = [c for c in m["entries"] if np.isfinite(c[4])]
+        return down
+
+    def _learn_view(self, msgs: dict, down: dict) -> None:
+        """local-greedy: the counts, shares and allocations of the lists
+        through this node, from the messages, into the simulator's policy."""
+        rt, n_models = self.rt, self.node.idn.n_models
+        counts, share = np.zeros(rt.n_types), np.zeros(rt.n_entries)
+        share[rt.is_fallback] = np.inf
+        held = {}
+        for rho, d in down.items():
+            counts[rho] = d["requests"]
+            sl = rt.entries(rho)
+            where = {(int(rt.node[e]), int(rt.model[e])): e for e in range(sl.start, sl.stop)}
+            for node, model, _, _, l, x in d.get("entries", []):
+                e = where.get((int(node), int(model)))
+                if e is not None:
+                    share[e] = l
+                    held[int(node) * n_models + int(model)] = float(x)
+        self.policy.learn_view(counts, share, held)
 
     async def _send_all(self, phase: str, t: int, targets: list[int], bundles: dict[int, dict]) -> None:
         await asyncio.gather(*(self._send(phase, t, w, bundles[w]) for w in targets))
@@ -342,4 +381,7 @@ def _check_message(m, phase: str) -> str | None:
     if not (_number(m.get("requests"), 0) and _number(m.get("cut_cost"))
             and isinstance(key, list) and len(key) == 3 and all(_number(x) for x in key)):  # fmt: skip
         return "a downward message needs 'requests', 'cut_key' [cost, hop, model] and 'cut_cost'"
+    entries = m.get("entries", [])
+    if not isinstance(entries, list) or not all(isinstance(c, list) and len(c) == 6 and all(_number(x) for x in c) for c in entries):
+        return "a downward list must hold entries [node, model, hop, cost, share, state] (finite numbers)"
     return None

@@ -80,7 +80,7 @@ class Node(ControlEndpoints):
         self.client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.hop_timeout))
         if self.control is not None:
             self.resumed = self.control.restore()
-            self.hosts[self.v] = (self.control.policy.propose()[self.v] > 0.5) | self.idn.permanent[self.v]
+            self.hosts[self.v] = self.control.held() | self.idn.permanent[self.v]
             if self.resumed:
                 self.metrics.resumed(self.control.resumed_from)
                 await self.refresh_allocations()
