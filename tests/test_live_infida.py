@@ -10,6 +10,7 @@ then task B for 20."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -31,6 +32,23 @@ FOLLOW_WITHIN = 5  # slots after the change by which the access nodes host B's m
 def _get(url: str):
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.loads(r.read())
+
+
+def _post(url: str, body: dict, token: str) -> int:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _concurrently(call, n: int) -> list:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: call(), range(n)))
 
 
 @pytest.fixture(scope="module")
@@ -144,9 +162,13 @@ def test_the_access_follows_the_popular_task_and_beats_a_frozen_allocation(setup
     after = trace[trace["slot"] >= CHANGE].assign(slot=lambda d: d["slot"] - CHANGE)
     after_path = tmp_path / "after.csv"
     after.to_csv(after_path, index=False)
-    with serving(scenario, models_dir, tmp_path / "frozen", frozen, extra=["--deterministic"]):
+    with serving(scenario, models_dir, tmp_path / "frozen", frozen, extra=["--deterministic"]) as (nodes, _):
         out = run_cli("load", scenario, "--run-dir", tmp_path / "frozen", "--trace", after_path, "--json", "--duration", SLOTS,
                       timeout=600)  # fmt: skip
+        # a slot is ended once: the same call twice at once (a driver retrying) gets one 200 and one 400
+        token = (tmp_path / "frozen" / "token").read_text().strip()
+        statuses = _concurrently(lambda: _post(nodes["ap-1"]["url"] + "/v1/slot", {"end": SLOTS - CHANGE}, token), 2)
+        assert sorted(statuses) == [200, 400]
     assert out.returncode == 0, out.stderr[-2000:]
     frozen_rows = json.loads(out.stdout)["slots"]
     live_rows = report["slots"][CHANGE:]

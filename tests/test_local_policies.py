@@ -182,12 +182,14 @@ def test_coupled_infida_follows_a_popularity_shift_and_then_stays_put():
     """Popularity reverses at slot 150. Within 20 slots the coupled (lazy)
     rounding's allocation has moved: it beats the allocation it held before
     the shift, kept frozen, on the slots after; at steady state it loads
-    almost nothing."""
+    almost nothing. Budgets are tight (0.15x), so that what a node held
+    before the reversal is wrong after it (with 0.5x budgets a node holds
+    most models, and the frozen allocation does within 0.5% of any other)."""
     from idn.model.scenario import scenario_from_dict
 
     idn = scenario_from_dict({
         "name": "shift", "alpha": 2.0,
-        "topology": {"tiered_tree": {"regional": 2, "edge_per_regional": 2, "access_per_edge": 2, "budget_scale": 0.5}},
+        "topology": {"tiered_tree": {"regional": 2, "edge_per_regional": 2, "access_per_edge": 2, "budget_scale": 0.15}},
         "tasks": {"generate": {"count": 6, "models_per_task": [4, 5], "seed": 3}},
     })  # fmt: skip
     rt = build_request_types(idn)

@@ -32,7 +32,7 @@ from numba import njit
 
 from .. import serving
 from .base import Policy, register
-from .fill import fill_leftover, stale_nodes
+from .fill import fill_leftover, hold_sure, stale_nodes
 from .params import integer, number, one_of, optional
 from .messages import message_bytes
 from .projection import project_nodes_unchecked
@@ -249,6 +249,7 @@ class Infida(Policy):
             keep = ~stale[n.node]
             x = np.where(keep, self._x_flat, x)
             self._anchor = np.where(keep, self._anchor, self.y)
+            hold_sure(x, self.y, n.sizes, n.offsets, n.budgets)
         self._x_flat = np.asarray(x, dtype=bool)
         return n.dense(self._x_flat)
 

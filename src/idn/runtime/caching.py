@@ -78,7 +78,7 @@ class CachePlane(NodePlane):
         self.slot = t + 1
         held = np.flatnonzero(self.policy.propose()[v] > 0.5)
         loads = await node.apply_allocation(set(held.tolist()))
-        self.save()
+        await self.save_async()
         rec = {"slot": t, "requests": float(counts_here.sum()), "model_loads": loads, "messages_sent": 0,
                "messages_received": 0, "messages_missed": 0, "bytes_sent": 0, "round_ms": 0.0,
                "step_ms": (time.perf_counter() - t0) * 1000.0,

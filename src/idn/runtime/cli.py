@@ -79,7 +79,7 @@ def cmd_serve(args) -> int:
                       control_hop_timeout_s=args.control_hop_timeout)  # fmt: skip
     cluster.start()
     try:
-        return cluster.run_until_signal()
+        return cluster.run_until_signal(args.ready_timeout)
     except RuntimeError as exc:
         return _user_error(str(exc))
 
@@ -120,6 +120,7 @@ def add_commands(sub) -> None:
     s.add_argument("--param", action="append", metavar="NAME=VALUE", help="policy parameter (repeatable), as in 'idn run'")
     s.add_argument("--deterministic", action="store_true",
                    help="slots end when 'idn load' has sent each slot's requests and ends it, not by the clock")
+    s.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for every node to answer")
     s.add_argument("--control-hop-timeout", type=float,
                    help="seconds a node waits per hop for a neighbour's control messages before using its last ones")
     s.add_argument("--policy-slots", type=int, default=30, help="slots of the scenario's workload the policy sees")

@@ -110,6 +110,12 @@ class NodePlane:
 
             ckpt.save_state(self.checkpoint, self.fingerprint(), self.policy, {"slot": self.slot, "counters": self.counters})
 
+    async def save_async(self) -> None:
+        """The checkpoint, written in a thread (np.savez and fsync take
+        milliseconds; the event loop keeps serving). The policy is not
+        touched meanwhile: the next round waits for this one."""
+        await asyncio.get_running_loop().run_in_executor(None, self.save)
+
     def restore(self) -> bool:
         """Resume from this node's checkpoint, if there is one (False if not);
         a checkpoint of another run is refused with one line."""
@@ -161,7 +167,7 @@ class ControlPlane(NodePlane):
         self.last = {"up": {}, "down": {}}  # phase -> sender -> (slot, messages): the stand-in for a late bundle
         self.arrived = asyncio.Event()
         self.counters = {k: 0 for k in ("messages_sent", "messages_received", "messages_missed", "bundles_sent",
-                                        "bundles_missed", "bytes_sent", "late_bundles")}  # fmt: skip
+                                        "bundles_missed", "bytes_sent", "late_bundles", "sends_failed")}  # fmt: skip
         self.slot = 0  # the next slot whose round runs here
         self.resumed_from: int | None = None
         self.history: deque = deque(maxlen=HISTORY)
@@ -291,7 +297,7 @@ class ControlPlane(NodePlane):
         self.slot = t + 1
         held = np.flatnonzero(self.policy.propose()[v] > 0.5)
         loads = await node.apply_allocation(set(held.tolist()))
-        self.save()
+        await self.save_async()
         c = self.counters
         rec = {"slot": t, "requests": float(counts_here.sum()), "model_loads": loads,
                "messages_sent": c["messages_sent"] - sent0["messages_sent"],
@@ -335,11 +341,14 @@ class ControlPlane(NodePlane):
         await asyncio.gather(*(self._send(phase, t, w, bundles[w]) for w in targets))
 
     async def _send(self, phase: str, t: int, w: int, messages: dict) -> None:
+        """One bundle; counted as sent once the neighbour took it (else as failed)."""
         body = json.dumps({"phase": phase, "slot": t, "from": self.node.id, "messages": messages}).encode()
-        self.counters["bundles_sent"] += 1
-        self.counters["messages_sent"] += len(messages)
-        self.counters["bytes_sent"] += len(body)
-        await self.node.control_call(w, "/v1/control", body)
+        if await self.node.control_call(w, "/v1/control", body, max(2.0, self.hop_timeout_s)):
+            self.counters["bundles_sent"] += 1
+            self.counters["messages_sent"] += len(messages)
+            self.counters["bytes_sent"] += len(body)
+        else:
+            self.counters["sends_failed"] += 1
 
     # ---- state ------------------------------------------------------------------------
     def y_by_model(self) -> dict[str, float]:

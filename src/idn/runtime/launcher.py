@@ -179,7 +179,7 @@ class Cluster:
                 p.kill()
                 p.wait()
 
-    def run_until_signal(self) -> int:
+    def run_until_signal(self, ready_timeout: float = 300.0) -> int:
         stop = {"sig": None}
 
         def handler(signum, frame):
@@ -187,7 +187,7 @@ class Cluster:
 
         old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
-            self.wait_ready()
+            self.wait_ready(ready_timeout)
             print(f"ready: {len(self.urls)} nodes, run dir {self.run_dir}, nodes {self.run_dir / 'nodes.json'}", flush=True)
             while stop["sig"] is None and [p.poll() for p in self.procs.values()].count(None):  # polls all: reaps the dead
                 time.sleep(0.2)

@@ -40,11 +40,12 @@ class ControlEndpoints:
         await self.announce()
         return len(loaded)
 
-    async def control_call(self, w: int, route: str, body: bytes) -> bool:
+    async def control_call(self, w: int, route: str, body: bytes, timeout_s: float) -> bool:
         target = self.idn.nodes[w].id
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
         try:
-            async with self.client.put(f"{self.peers[target]}{route}", data=body, headers=headers) as r:
+            async with self.client.put(f"{self.peers[target]}{route}", data=body, headers=headers,
+                                       timeout=aiohttp.ClientTimeout(total=timeout_s)) as r:  # fmt: skip
                 return r.status == 200
         except (aiohttp.ClientError, asyncio.TimeoutError, KeyError):
             return False
@@ -132,9 +133,9 @@ class ControlEndpoints:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return bad_request(400, f"malformed JSON: {exc}")
         t = body.get("end") if isinstance(body, dict) else None
-        if isinstance(t, bool) or not isinstance(t, int) or t != self.clock.slot:
-            return bad_request(400, f"'end' must be the current slot, {self.clock.slot}")
-        async with self._slot_lock:
+        async with self._slot_lock:  # checked under the lock: a repeated call must not run the round twice
+            if isinstance(t, bool) or not isinstance(t, int) or t != self.clock.slot:
+                return bad_request(400, f"'end' must be the current slot, {self.clock.slot}")
             rec = await self.end_slot(t, time.time())
             self.clock.slot = t + 1
         return web.json_response(rec)
