@@ -25,7 +25,7 @@ import pandas as pd
 
 STUDIES = {
     "paper": {
-        "full": ["alpha.yaml", "budget.yaml", "adapt-geant.yaml", "adapt-tree.yaml"],
+        "full": ["alpha.yaml", "budget.yaml", "adapt-geant.yaml", "adapt-tree.yaml", "adapt-tree-long.yaml"],
         "quick": ["quick-alpha.yaml", "quick-budget.yaml", "quick-adapt.yaml"],
     }
 }

@@ -1,0 +1,34 @@
+"""The study's experiment files: the tree's long sweep (adapt-tree-long)
+completes adapt-tree with the workloads its 150 slots cannot hold, under
+the same policies, seeds, grid and bounds, and is part of the full study
+but not of --quick."""
+
+from __future__ import annotations
+
+from idn.experiments.config import load_experiment
+from idn.experiments.reproduce import config_paths
+
+
+def _experiment(stem: str):
+    (path,) = config_paths("paper", False, [stem])
+    return load_experiment(path)
+
+
+def test_adapt_tree_long_is_in_the_full_study_only():
+    assert "adapt-tree-long" in [p.stem for p in config_paths("paper", False)]
+    assert "adapt-tree-long" not in [p.stem for p in config_paths("paper", True)]
+    assert [p.stem for p in config_paths("paper", False, ["adapt-tree-long"])] == ["adapt-tree-long"]
+
+
+def test_adapt_tree_long_completes_the_tree_with_geants_long_workloads():
+    short, long, geant = _experiment("adapt-tree"), _experiment("adapt-tree-long"), _experiment("adapt-geant")
+    assert long.name == "adapt-tree-long"  # "adapt" in the name: the report's headline covers it
+    assert list(long.scenarios) == list(short.scenarios) == ["big-tree"]
+    assert long.policies == short.policies and long.seeds == short.seeds == [0, 1, 2, 3, 4]
+    assert long.grid == short.grid and long.bounds and short.bounds
+    # the tree now has every workload GEANT has, the long ones as GEANT runs them
+    tree = set(long.workloads["big-tree"]) | set(short.workloads["big-tree"])
+    assert tree == set(geant.workloads["geant40"])
+    for w in ("shift-250", "diurnal"):
+        assert long.workloads["big-tree"][w] == geant.workloads["geant40"][w]
+    assert long.slots == geant.slots == 500
