@@ -92,6 +92,9 @@ def test_serve_rejects_a_bad_live_policy(capsys, models_dir, tmp_path):  # noqa:
     _fails(capsys, [*base, "--policy", "infida", "--param", "eta_scale=-1"], "eta_scale")
     _fails(capsys, [*base, "--policy", "infida", "--param", "rounding=sometimes"], "rounding")
     _fails(capsys, [*base, "--policy", "infidaa"], "unknown policy", "infida")
+    alloc = tmp_path / "a.json"
+    alloc.write_text("{}")
+    _fails(capsys, [*base, "--policy", "lfu", "--allocation", alloc], "--allocation", "lfu")
     assert not (tmp_path / "run").exists()  # nothing started, nothing written
 
 

@@ -61,7 +61,9 @@ def cmd_serve(args) -> int:
         make_policy(args.policy, **params)  # unknown names and bad parameters: one line, before any node starts
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    live = args.policy in LIVE_POLICIES and not args.allocation
+    if args.allocation and args.policy in LIVE_POLICIES:
+        raise UserError(f"--allocation fixes the allocation and --policy {args.policy} learns it live: give one of them")
+    live = args.policy in LIVE_POLICIES
     if live and args.policy == "infida":
         params = {"rounding": "coupled", **params}  # live, the low-churn rounding is the default
     if live and args.policy in MESSAGING:
