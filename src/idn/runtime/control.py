@@ -163,6 +163,11 @@ class ControlPlane(NodePlane):
         # INFIDA needs the cut-off of each type; local-greedy the whole list (its marginal gains walk it)
         self.lists = bool(getattr(policy, "needs_lists", False))
         self.free = {} if self.lists else policy.free_index(v)
+        # local-greedy: (node, model) -> candidate entry, per type through here (the lists never change)
+        self.entry_of = {
+            rho: {(int(rt.node[e]), int(rt.model[e])): e for e in range(rt.offsets[rho], rt.offsets[rho + 1])}
+            for rho in (self.types.tolist() if self.lists else [])
+        }
         self.inbox = {"up": {}, "down": {}}  # phase -> slot -> sender -> messages
         self.last = {"up": {}, "down": {}}  # phase -> sender -> (slot, messages): the stand-in for a late bundle
         self.arrived = asyncio.Event()
@@ -328,8 +333,7 @@ class ControlPlane(NodePlane):
         held = {}
         for rho, d in down.items():
             counts[rho] = d["requests"]
-            sl = rt.entries(rho)
-            where = {(int(rt.node[e]), int(rt.model[e])): e for e in range(sl.start, sl.stop)}
+            where = self.entry_of[rho]
             for node, model, _, _, l, x in d.get("entries", []):
                 e = where.get((int(node), int(model)))
                 if e is not None:
