@@ -180,6 +180,62 @@ def test_diurnal_flat_when_ratio_one():
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_diurnal_phases_each_part_of_the_day_has_its_own_top_task_the_same_every_day():
+    """8 parts of a 40-slot day, 25 days: in the middle of each part (before
+    its blend) the part's top task gets its Zipf share; the next part's top
+    task differs; day after day the same parts come back."""
+    day, days, phases, zipf = 40, 25, 8, 1.4
+    tasks = [f"t{i}" for i in range(12)]
+    tr = diurnal(SOURCES, tasks, day * days, seed=4, rate=50.0, day_slots=day, peak_to_trough=1.0, zipf=zipf,
+                 phases=phases, blend=0.4)  # fmt: skip
+    m = tr.pivot_table(index="slot", columns="task", values="count", aggfunc="sum", fill_value=0)
+    m = m.reindex(index=range(day * days), columns=tasks, fill_value=0).to_numpy(float)
+    by_slot_of_day = m.reshape(days, day, len(tasks)).sum(axis=0)
+    part_len = day // phases
+    tops = []
+    for k in range(phases):
+        held = by_slot_of_day[k * part_len : k * part_len + 3].sum(axis=0)  # the first 3 of 5 slots: before the blend
+        share = held / held.sum()
+        tops.append(int(np.argmax(share)))
+        assert share.max() == pytest.approx(zipf_popularity(len(tasks), zipf)[0], abs=0.03)
+    assert all(tops[k] != tops[(k + 1) % phases] for k in range(phases - 1))
+    first, second = m[: day * 12].reshape(12, day, -1).sum(axis=0), m[day * 12 : day * 24].reshape(12, day, -1).sum(axis=0)
+    for k in range(phases):  # the same top task in the first and second half of the days
+        assert np.argmax(first[k * part_len : k * part_len + 3].sum(axis=0)) == tops[k]
+        assert np.argmax(second[k * part_len : k * part_len + 3].sum(axis=0)) == tops[k]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    phases=st.integers(1, 6),
+    day=st.integers(6, 60),
+    blend=st.floats(0.0, 1.0),
+    seed=st.integers(0, 10**6),
+)
+def test_daily_popularity_is_a_distribution_starting_each_part_at_its_own_and_repeating_daily(phases, day, blend, seed):
+    from idn.workloads.generators import daily_popularity
+
+    rng = np.random.default_rng(seed)
+    pops = rng.dirichlet(np.ones(5), size=phases)
+    pop = daily_popularity(pops, 3 * day, day, blend)
+    assert pop.shape == (3 * day, 5)
+    np.testing.assert_allclose(pop.sum(axis=1), 1.0)
+    np.testing.assert_allclose(pop[:day], pop[day : 2 * day])  # every day the same
+    for t in range(day):  # a slot where a part starts (exactly, in slots) holds that part's popularity
+        if (t * phases) % day == 0:
+            np.testing.assert_allclose(pop[t], pops[t * phases // day])
+    if blend == 0.0:  # no blending: every slot holds its part's popularity
+        np.testing.assert_allclose(pop[:day], pops[(np.arange(day) * phases) // day])
+    if phases == 1:
+        np.testing.assert_allclose(pop, np.broadcast_to(pops[0], pop.shape))
+
+
+def test_diurnal_with_one_phase_is_unchanged_by_the_blend():
+    a = diurnal(SOURCES, TASKS, 120, seed=2, rate=5.0, day_slots=30)
+    b = diurnal(SOURCES, TASKS, 120, seed=2, rate=5.0, day_slots=30, phases=1, blend=0.9)
+    pd.testing.assert_frame_equal(a, b)
+
+
 # ---- flash crowd ----------------------------------------------------------------
 def _window_ratio(counts, start, stop):
     inside = counts[start:stop].mean(axis=0)
@@ -267,6 +323,9 @@ def test_from_spec_passes_parameters():
         ({"kind": "shifting", "mode": "spin"}, r"'mode' must be 'rotate', 'reshuffle' or 'drift'"),
         ({"kind": "shifting", "period": 0}, r"'period' must be >= 1"),
         ({"kind": "diurnal", "peak_to_trough": 0.5}, r"'peak_to_trough' must be >= 1"),
+        ({"kind": "diurnal", "phases": 0}, r"'phases' must be >= 1"),
+        ({"kind": "diurnal", "day_slots": 4, "phases": 5}, r"'phases' must be at most day_slots \(4\)"),
+        ({"kind": "diurnal", "phases": 2, "blend": 1.5}, r"'blend' must be between 0 and 1"),
         ({"kind": "stationary", "ranking": "alpha"}, r"'ranking' must be 'random' or 'order'"),
     ],
 )

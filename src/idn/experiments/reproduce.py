@@ -3,7 +3,8 @@ experiment files shipped in ``idn/configs/paper/`` (an alpha sweep and a
 budget sweep on a tiered tree and the GEANT backbone, a stationary and a
 shifting workload, five policies, LP bounds; then the study where adapting
 matters: GEANT and the 1111-node tree with 40 tasks, tight budgets,
-popularity reshuffled every 10, 50 or 250 slots, a diurnal rate, every
+popularity reshuffled every 10, 50 or 250 slots, a diurnal day (rate and
+eight parts with their own popularity), every
 policy, five seeds, bounds), then one report over all of them, which opens
 with the headline table and ends with the adversarial sequence.
 

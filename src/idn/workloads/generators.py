@@ -237,20 +237,51 @@ def diurnal(
     day_slots: int = 288,
     peak_to_trough: float = 4.0,
     peak_slot: int | None = None,
+    phases: int = 1,
+    blend: float = 0.25,
 ) -> pd.DataFrame:
-    """Stationary popularity, total rate following a day-shaped cosine.
-    ``rate`` is the mean over a day; the peak is at ``peak_slot`` (default:
-    mid-day, so the trace starts at the trough). Default day: 288 slots of
-    5 minutes."""
+    """Total rate following a day-shaped cosine; ``rate`` is the mean over a
+    day, the peak at ``peak_slot`` (default: mid-day, so the trace starts at
+    the trough). Default day: 288 slots of 5 minutes.
+
+    ``phases`` > 1 also gives the day that many parts with their own
+    popularity ranking (morning, office hours, evening, night...), the same
+    every day: the first from ``ranking``, each next a reshuffle with another
+    top task. Over the last ``blend`` fraction of each part the popularity
+    slides linearly into the next part's, the last part's into the first's.
+    With 1 phase (the default) the popularity never changes."""
     sources, tasks, slots, rate, zipf = _setup(sources, tasks, slots, rate, zipf)
     day_slots = _integer("day_slots", day_slots, low=2)
     ratio = _number("peak_to_trough", peak_to_trough, low=1.0)
     peak = day_slots // 2 if peak_slot is None else _integer("peak_slot", peak_slot)
+    phases = _integer("phases", phases, low=1)
+    if phases > day_slots:
+        raise ValueError(f"workload parameter 'phases' must be at most day_slots ({day_slots}), got {phases}")
+    blend = _number("blend", blend)
+    if blend > 1.0:
+        raise ValueError(f"workload parameter 'blend' must be between 0 and 1, got {blend!r}")
     w = source_weight_vector(source_weights, sources)
     rng = np.random.default_rng(seed)
-    pop = _popularity(_first_ranking(rng, len(tasks), ranking), zipf)
+    rankings = [_first_ranking(rng, len(tasks), ranking)]
+    for _ in range(1, phases):
+        rankings.append(_fresh_ranking(rng, rankings[-1]))
+    pops = np.array([_popularity(r, zipf) for r in rankings])  # (phases, N)
+    pop = daily_popularity(pops, slots, day_slots, blend)
     profile = diurnal_profile(slots, day_slots, ratio, peak)
-    return _draw(rng, _mean(rate, w, pop[None, :] * profile[:, None]), sources, tasks)
+    return _draw(rng, _mean(rate, w, pop * profile[:, None]), sources, tasks)
+
+
+def daily_popularity(pops: np.ndarray, slots: int, day_slots: int, blend: float) -> np.ndarray:
+    """(slots, N) popularity cycling through the rows of ``pops`` once a day,
+    each held for its part of the day and slid into the next over the
+    part's last ``blend`` fraction."""
+    phases = len(pops)
+    u = phases * (np.arange(slots) % day_slots) / day_slots  # position in the day, in parts
+    part = np.floor(u).astype(int)
+    into = u - part  # 0..1 through the part
+    frac = np.clip((into - (1.0 - blend)) / blend, 0.0, 1.0) if blend > 1e-9 else np.zeros(slots)
+    frac = frac[:, None]
+    return (1.0 - frac) * pops[part] + frac * pops[(part + 1) % phases]
 
 
 def flash_crowd(
