@@ -110,8 +110,9 @@ def test_control_needs_the_token_and_loads_for_real(cluster):
     assert "idn_requests_received_total" in metrics
     # a digits request entering at ap-2 is now served there, with the new model
     # (on a loaded machine the first request can land on a slot whose share of the new model is
-    # not yet reserved for its type; the next slots serve it: a few tries, bounded in count and time)
-    for _ in range(10):
+    # not yet reserved for its type; the next slots serve it: tries bounded in count and time, 30 x 0.3 s,
+    # enough for several 1 s slots even when the machine is busy)
+    for _ in range(30):
         status, out = _post(url + "/v1/infer", json.dumps({"task": "digits", "input": [0.0] * 64}).encode())
         assert status == 200
         if out["node"] == "ap-2":
