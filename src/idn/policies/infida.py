@@ -170,7 +170,7 @@ class Infida(Policy):
         self.nodes = _NodeStates(idn, nodes)
         self.y = self.nodes.uniform()
         self.grad_sq = np.zeros(idn.n_nodes)  # sum over slots of ||g_v||_*^2
-        if self.params.get("grouping", "none") == "task":
+        if self.params["grouping"] == "task":
             task_of = np.asarray(idn.model_task)[self.nodes.flat_index % idn.n_models]
             draw = None if nodes is None else slice_groups(idn.fits, idn.model_task, nodes)
             self.rounding = GroupedRounding(self.nodes.sizes, self.nodes.budgets, self.nodes.offsets, self.nodes.node,
@@ -283,7 +283,7 @@ class InfidaOffline(Infida):
     offline = True
     defaults = {
         "iterations": 300, "batch": 16, "samples": 8, "eta": None, "eta_scale": 1.0, "rounding": "fresh", "fill": True,
-        "reround": None,
+        "reround": None, "grouping": "none",  # its single draw keeps the exact marginals its guarantee uses
     }  # fmt: skip
     checks = {"iterations": integer(ge=1, le=10**7), "batch": integer(ge=1, le=10**6), "samples": integer(ge=1, le=10**5)}
 
