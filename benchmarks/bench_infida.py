@@ -22,7 +22,7 @@ import numpy as np
 import reference as ref
 
 from idn import serving, workloads
-from idn.policies.infida import Infida
+from idn.policies.infida.policy import Infida
 from idn.sim.loop import run_policy
 
 TARGET_RATE, TARGET_SPEEDUP = 5e7, 50.0

@@ -30,9 +30,9 @@ import numpy as np
 from idn import serving, workloads
 from idn.model.request_types import build_request_types
 from idn.model.scenario import scenario_from_dict
-from idn.policies.base import make_policy
-from idn.policies.infida import Infida
-from idn.policies.optimum import static_lp_bound
+from idn.policies.registry import make_policy
+from idn.policies.infida.policy import Infida
+from idn.upper_bounds.lp import static_lp_bound
 from idn.sim.loop import run_policy
 
 PSI = 1.0 - 1.0 / np.e

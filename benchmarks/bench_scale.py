@@ -69,7 +69,7 @@ def one(size: str, part: str, slots: int) -> dict:
 
     from idn import serving
     from idn.model.scenario import scenario_from_dict
-    from idn.policies.base import make_policy
+    from idn.policies.registry import make_policy
     from idn.sim.inputs import count_matrix, default_trace, request_types_for
 
     t0 = time.perf_counter()
@@ -112,7 +112,7 @@ def one(size: str, part: str, slots: int) -> dict:
         make_policy("static-greedy").start(rt, 0, trace=counts)
         out["static_greedy_s"] = clock() - a
     elif part == "bound":
-        from idn.policies.bounds import certified_bounds
+        from idn.upper_bounds import certified_bounds
 
         a = clock()
         b = certified_bounds(rt, counts, "fast")

@@ -22,7 +22,7 @@ import numpy as np
 import reference as ref
 
 from idn import serving
-from idn.policies.infida import Infida
+from idn.policies.infida.policy import Infida
 
 TARGET_RATE, TARGET_SPEEDUP = 5e7, 50.0
 

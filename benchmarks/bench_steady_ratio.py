@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from convergence import parse_policy  # noqa: E402
 
 from idn.model.scenario import load_scenario  # noqa: E402
-from idn.policies.base import make_policy  # noqa: E402
+from idn.policies.registry import make_policy  # noqa: E402
 from idn.sim.inputs import count_matrix, default_trace, request_types_for  # noqa: E402
 from idn.sim.loop import run_policy  # noqa: E402
 

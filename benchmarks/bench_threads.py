@@ -75,7 +75,7 @@ def main() -> None:
 
     from idn import serving
     from idn.model.scenario import scenario_from_dict
-    from idn.policies.lagrange import Lagrangian, _knapsacks, _primal_dual
+    from idn.upper_bounds.lagrange import Lagrangian, _knapsacks, _primal_dual
     from idn.sim.inputs import count_matrix, default_trace, request_types_for
 
     idn = scenario_from_dict(scenario(args.size))

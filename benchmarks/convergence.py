@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from idn.model.scenario import load_scenario
-from idn.policies.base import make_policy
+from idn.policies.registry import make_policy
 from idn.sim.inputs import count_matrix, default_trace, request_types_for
 from idn.sim.loop import run_policy
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from idn.model.network import IDN
 from idn.model.request_types import build_request_types
-from idn.policies.base import make_policy
+from idn.policies.registry import make_policy
 from idn.sim.loop import run_policy
 
 import reference as ref

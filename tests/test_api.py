@@ -17,7 +17,7 @@ import yaml
 
 import idn
 from idn.experiments.store import load_runs
-from idn.policies import base
+from idn.policies import base, registry
 from idn.sim.loop import SLOT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def test_every_code_block_of_docs_api_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     namespace: dict = {"__name__": "__docs__"}
-    registered = set(base.policy_names()) & set(base.POLICIES)  # built-ins imported first
+    registered = set(registry.policy_names()) & set(registry.POLICIES)  # built-ins imported first
     saved_path = list(sys.path)
     try:
         for i, (lang, code) in enumerate(blocks()):
@@ -62,13 +62,13 @@ def test_every_code_block_of_docs_api_runs(tmp_path, monkeypatch, capsys):
             elif lang == "toml":
                 eps = tomllib.loads(code)["project"]["entry-points"]["idn.policies"]
                 for name, ref in eps.items():
-                    assert issubclass(base.policy_class(ref), idn.Policy), where
+                    assert issubclass(registry.policy_class(ref), idn.Policy), where
             else:
                 pytest.fail(f"{where}: no way to run it")
     finally:
         sys.path[:] = saved_path
-        for name in set(base.POLICIES) - registered:
-            del base.POLICIES[name]
+        for name in set(registry.POLICIES) - registered:
+            del registry.POLICIES[name]
         for mod in ("my_policies", "my_workloads", "my_topologies"):
             sys.modules.pop(mod, None)
     printed = capsys.readouterr().out
@@ -103,7 +103,7 @@ def small():
 def test_lazy_exports_all_resolve():
     for name in idn.__all__:
         assert getattr(idn, name) is not None, name
-    assert idn.Policy is base.Policy and idn.make_policy is base.make_policy
+    assert idn.Policy is base.Policy and idn.make_policy is registry.make_policy
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         idn.nope  # noqa: B018
 

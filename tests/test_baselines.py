@@ -13,9 +13,10 @@ import pytest
 from idn import serving
 from idn.model.network import IDN, Model, Node
 from idn.model.request_types import build_request_types
-from idn.policies.baselines import OnlineGreedy, StaticGreedy
-from idn.policies.objective import build_rows, layout, slot_shares
-from idn.policies.optimum import Optimal
+from idn.policies.heuristics.online_greedy import OnlineGreedy
+from idn.policies.offline.static_greedy import StaticGreedy
+from idn.problem.objective import build_rows, layout, slot_shares
+from idn.policies.offline.optimum import Optimal
 from idn.sim.loop import run_policy
 
 import reference as ref

@@ -10,19 +10,14 @@ import pytest
 
 from idn import serving
 from idn.model.request_types import build_request_types
-from idn.policies.base import CloudOnly
-from idn.policies.baselines import OnlineGreedy, StaticGreedy
-from idn.policies.bounds import bounds
-from idn.policies.objective import build_rows, layout, slot_shares
-from idn.policies.optimum import (
-    Optimal,
-    build_program,
-    merge_rows,
-    per_slot_lp_bound,
-    solve,
-    static_lp,
-    static_lp_bound,
-)
+from idn.policies.simple import CloudOnly
+from idn.policies.heuristics.online_greedy import OnlineGreedy
+from idn.policies.offline.static_greedy import StaticGreedy
+from idn.upper_bounds import bounds
+from idn.problem.objective import build_rows, layout, slot_shares
+from idn.policies.offline.optimum import Optimal
+from idn.problem.program import build_program, merge_rows, solve
+from idn.upper_bounds.lp import per_slot_lp_bound, static_lp, static_lp_bound
 from idn.sim.loop import run_policy
 
 import reference as ref

@@ -67,7 +67,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
 
     # the resumed process will take this checkpoint up: its fingerprint is this run's
     from idn.model.scenario import load_scenario
-    from idn.policies.base import make_policy
+    from idn.policies.registry import make_policy
     from idn.sim.inputs import count_matrix, default_trace, request_types_for
     from idn.sim.loop import _fingerprint
 

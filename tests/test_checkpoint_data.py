@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from idn.model.scenario import scenario_from_dict
-from idn.policies.base import make_policy
+from idn.policies.registry import make_policy
 from idn.sim import checkpoint as ckpt
 from idn.sim.inputs import count_matrix, default_trace, request_types_for
 from idn.sim.loop import run_policy

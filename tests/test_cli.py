@@ -56,7 +56,8 @@ def test_evaluate_json_matches_hand_computation(tmp_path, requests_csv):
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert [s["slot"] for s in res["slots"]] == [0, 1]
-    assert set(res["total"]) == {"requests", "gain", "cost", "normalized_gain", "mean_latency_ms", "mean_accuracy"}
+    assert set(res["total"]) == {"total_requests", "total_gain", "total_cost", "normalized_gain", "mean_latency_ms", "mean_accuracy",
+                                 "requests", "gain", "cost"}  # the old names: aliases until 0.3 (idn.output_names)
     # ap-1 -> edge-1 (2 ms): small at edge-1 (gpu, speed 0.5): 4 + 7.6 + 29 = 40.6 ms per request, capacity
     # 1000 / 7.6 = 131 per slot, so all 30 requests of slot 0 go there; the fallback is MobileNetV2
     # (accuracy 0.713) at the cloud: 41 + 3.8 + 28.7 = 73.5, so the gain of slot 0 is 30 * (73.5 - 40.6) = 987.
@@ -65,7 +66,7 @@ def test_evaluate_json_matches_hand_computation(tmp_path, requests_csv):
     assert s0["cost"] == pytest.approx(30 * 40.6)
     assert s0["gain"] == pytest.approx(30 * (73.5 - 40.6))
     assert s0["mean_latency_ms"] == pytest.approx(4 + 7.6)
-    assert res["total"]["requests"] == 45
+    assert res["total"]["requests"] == res["total"]["total_requests"] == 45
 
 
 @pytest.mark.parametrize(
@@ -130,3 +131,30 @@ def test_trace_generate_and_show(tmp_path):
     shown = idn("trace", "show", path)
     assert shown.returncode == 0, shown.stderr
     assert "30" in shown.stdout
+
+
+def test_version_and_the_policies_in_help():
+    from idn import __version__
+
+    out = idn("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"idn {__version__}"
+    for command in ("run", "serve"):
+        text = idn(command, "--help").stdout
+        for name, knows in [("infida", "online"), ("online-greedy", "centralized"), ("static-greedy", "offline"),
+                            ("cloud-only", "static"), ("lfu", "online")]:
+            line = next((ln for ln in text.splitlines() if ln.strip().startswith(name + " ")), "")
+            assert f" {knows}" in line, (command, name, line)
+    assert "live on every node" in next(ln for ln in idn("serve", "--help").stdout.splitlines() if ln.strip().startswith("infida "))
+
+
+def test_one_name_for_one_number_in_summary_and_bound(tmp_path):
+    """summary.json and bound --json call the static bound and the bound's
+    method by the same names (the old ones stay as aliases until 0.3)."""
+    assert idn("run", TINY, "--policy", "infida", "--slots", "20", "--out", tmp_path / "r", "--quiet").returncode == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    out = idn("bound", TINY, "--slots", "20", "--json", "--quiet")
+    assert out.returncode == 0, out.stderr
+    bound = json.loads(out.stdout)
+    assert summary["static_lp_bound"] == pytest.approx(bound["static_lp_bound"]) and summary["lp_bound"] == summary["static_lp_bound"]
+    assert summary["bound_method"] == bound["bound_method"] == bound["method"]
+    assert {"bound_seconds", "seconds", "gap", "per_slot_lp_bound"} <= set(bound)

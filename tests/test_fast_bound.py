@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 
 from idn import serving
 from idn.model.request_types import build_request_types
-from idn.policies.bounds import certified_bounds, choose_method
-from idn.policies.fast_bound import fast_bounds, static_rows
-from idn.policies.lagrange import Lagrangian, RowSet
-from idn.policies.optimum import per_slot_lp_bound, static_lp
+from idn.upper_bounds import certified_bounds, choose_method
+from idn.upper_bounds.fast import fast_bounds
+from idn.problem.static_rows import static_rows
+from idn.upper_bounds.lagrange import Lagrangian
+from idn.problem.static_rows import RowSet
+from idn.upper_bounds.lp import per_slot_lp_bound, static_lp
 
 import reference as ref
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from idn import serving
 from idn.model.network import TIERS
 from idn.model.request_types import build_request_types
-from idn.policies.infida import Infida
-from idn.policies.projection import _capped_scale, _capped_scale_sorted, project_capped_simplex, project_nodes
+from idn.policies.infida.policy import Infida
+from idn.problem.projection import _capped_scale, _capped_scale_sorted, project_capped_simplex, project_nodes
 
 import reference as ref
 

@@ -34,7 +34,7 @@ def fixtures(d: Path) -> dict:
     trace, an experiment with a finished store, and a run with a checkpoint."""
     from idn.experiments.sweep import run_sweep
     from idn.model.scenario import load_scenario
-    from idn.policies.base import make_policy
+    from idn.policies.registry import make_policy
     from idn.sim.inputs import count_matrix, default_trace, request_types_for
     from idn.sim.loop import run_policy
 

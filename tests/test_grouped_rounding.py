@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from idn.model.scenario import load_scenario
-from idn.policies.base import make_policy
-from idn.policies.grouped import GroupedRounding, group_starts
+from idn.policies.registry import make_policy
+from idn.policies.infida.grouped import GroupedRounding, group_starts
 from idn.sim.inputs import count_matrix, default_trace, request_types_for
 
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from idn import serving
 from idn.model.request_types import build_request_types
-from idn.policies.base import make_policy
-from idn.policies.infida import Infida, InfidaOffline
-from idn.policies.messages import distributed_supergradient
+from idn.policies.registry import make_policy
+from idn.policies.infida.policy import Infida, InfidaOffline
+from idn.policies.infida.messages import distributed_supergradient
 from idn.sim.loop import run_policy
 
 import reference as ref

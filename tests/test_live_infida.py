@@ -21,7 +21,7 @@ from runtime_helpers import models_dir, run_cli, serving  # noqa: F401
 
 from idn import serving as serving_math
 from idn.model.scenario import load_scenario
-from idn.policies.base import make_policy
+from idn.policies.registry import make_policy
 from idn.sim.inputs import count_matrix, request_types_for
 
 SLOTS, CHANGE = 40, 20

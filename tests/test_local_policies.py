@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from idn import serving
 from idn.model.request_types import build_request_types
-from idn.policies.base import make_policy
+from idn.policies.registry import make_policy
 from idn.sim.loop import run_policy
 
 import reference as ref

@@ -21,7 +21,7 @@ from idn.cli import main
 from idn.experiments.report import report_dir
 from idn.experiments.store import load_runs
 from idn.experiments.sweep import run_sweep
-from idn.policies import base
+from idn.policies import registry
 from idn.sim.inputs import count_matrix, default_trace, request_types_for
 from idn.sim.loop import run_policy
 
@@ -142,15 +142,15 @@ def reference(plugin_dir):
     """The same class registered inside the package under its own name, run in
     process: the per-slot gains every plug-in route must reproduce."""
     mod = __import__(MODULE)
-    assert "random-fill" not in base.policy_names()
-    base.register(mod.RandomFill)
+    assert "random-fill" not in registry.policy_names()
+    registry.register(mod.RandomFill)
     try:
         net = idn.load_scenario(plugin_dir / "scenario.yaml")
         trace = default_trace(net, SLOTS, SEED)
         rt = request_types_for(net, trace)
-        result = run_policy(rt, base.make_policy("random-fill", refresh=3), count_matrix(rt, trace), seed=SEED)
+        result = run_policy(rt, registry.make_policy("random-fill", refresh=3), count_matrix(rt, trace), seed=SEED)
     finally:
-        del base.POLICIES["random-fill"]
+        del registry.POLICIES["random-fill"]
     gains = result.slots["gain"].to_numpy()
     assert gains.sum() > 0 and len(set(np.round(gains, 6))) > 3  # a real, varying run
     return gains
@@ -173,7 +173,7 @@ def test_idn_run_with_a_plugin_policy_matches_the_registered_class(plugin_dir, r
     net = idn.load_scenario(plugin_dir / "scenario.yaml")
     trace = default_trace(net, SLOTS, SEED)
     rt = request_types_for(net, trace)
-    other = run_policy(rt, base.make_policy(name, refresh=3), count_matrix(rt, trace), seed=SEED + 1)
+    other = run_policy(rt, registry.make_policy(name, refresh=3), count_matrix(rt, trace), seed=SEED + 1)
     assert other.slots["gain"].sum() != pytest.approx(reference.sum())
 
 
@@ -189,19 +189,19 @@ def test_plugin_policy_resumes_from_a_checkpoint(plugin_dir, reference, tmp_path
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_policy(rt, base.make_policy(f"{MODULE}:RandomFill", refresh=3), counts, seed=SEED, checkpoint=ckpt,
+        run_policy(rt, registry.make_policy(f"{MODULE}:RandomFill", refresh=3), counts, seed=SEED, checkpoint=ckpt,
                    checkpoint_every=5, on_slot=stop_at_13)  # fmt: skip
     done = []
-    resumed = run_policy(rt, base.make_policy(f"{MODULE}:RandomFill", refresh=3), counts, seed=SEED, checkpoint=ckpt,
+    resumed = run_policy(rt, registry.make_policy(f"{MODULE}:RandomFill", refresh=3), counts, seed=SEED, checkpoint=ckpt,
                          checkpoint_every=5, on_slot=lambda d, _: done.append(d))  # fmt: skip
     assert done[0] == 11  # it did resume, after the checkpoint of slot 10
     np.testing.assert_allclose(resumed.slots["gain"].to_numpy(), reference, rtol=1e-12)
 
 
 def test_entry_point_names_are_listed(plugin_dir):
-    names = base.policy_names()
+    names = registry.policy_names()
     assert {"random-fill-ep", "broken-ep", "infida", "cloud-only"} <= set(names)
-    assert base.policy_class("random-fill-ep") is __import__(MODULE).RandomFill
+    assert registry.policy_class("random-fill-ep") is __import__(MODULE).RandomFill
 
 
 def _experiment(plugin_dir: Path) -> Path:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from idn.policies.base import POLICIES, Policy, make_policy, policy_names
+from idn.policies.registry import POLICIES, make_policy, policy_names
+from idn.policies.base import Policy
 from idn.policies.params import check_params, integer, number, one_of, optional
 
 CHECKED = ["infida", "infida-offline", "online-greedy", "optimal", "fixed"]

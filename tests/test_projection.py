@@ -10,13 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from idn.policies.projection import (
-    bregman_divergence,
-    project_capped_simplex,
-    project_dense,
-    project_nodes,
-    uniform_point,
-)
+from idn.problem.projection import bregman_divergence, project_capped_simplex, project_dense, project_nodes, uniform_point
 
 
 def reference_projection(y_hat, sizes, budget, iters=200):

@@ -18,8 +18,8 @@ from idn.experiments import report as rep
 from idn.experiments.report_tables import ranking_table
 from idn.experiments.single import with_bounds
 from idn.model.request_types import build_request_types
-from idn.policies.base import make_policy
-from idn.policies.optimum import per_slot_lp_bound, static_lp_bound
+from idn.policies.registry import make_policy
+from idn.upper_bounds.lp import per_slot_lp_bound, static_lp_bound
 from idn.sim.loop import run_policy
 
 SLOTS = 40

@@ -14,15 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from idn.policies.projection import project_capped_simplex
-from idn.policies.rounding import (
-    CoupledRounding,
-    FreshRounding,
-    make_rounding,
-    round_allocation,
-    round_many,
-    round_nodes,
-)
+from idn.problem.projection import project_capped_simplex
+from idn.policies.infida.rounding import CoupledRounding, FreshRounding, make_rounding, round_allocation, round_many, round_nodes
 
 SNAP = 1e-12
 
@@ -503,7 +496,7 @@ def test_coupled_keeps_x_when_y_is_still_and_many_nodes_work():
 def test_ties_are_put_in_a_uniformly_random_order():
     """The size order is computed once; each draw shuffles only the runs of
     equal sizes, every order of a run equally likely, runs independent."""
-    from idn.policies.rounding_core import _size_order, _tie_order
+    from idn.policies.infida.rounding_core import _size_order, _tie_order
 
     sizes = np.array([10.0, 20, 10, 5, 10, 10, 7, 7])  # node 0: five models; node 1: three
     off = np.array([0, 5, 8])

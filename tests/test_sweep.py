@@ -89,7 +89,7 @@ def test_expand_crosses_every_axis_with_stable_ids(tmp_path):
 # ---------------------------------------------------------------- stored values
 def test_stored_rows_equal_direct_runs(done_sweep):
     from idn.model.scenario import scenario_from_dict
-    from idn.policies.base import make_policy
+    from idn.policies.registry import make_policy
     from idn.sim.inputs import count_matrix, request_types_for
     from idn.sim.loop import run_policy
     from idn.workloads import from_spec
@@ -207,7 +207,7 @@ def test_ray_backend_equals_local(done_sweep, tmp_path):
 
 # ---------------------------------------------------------------- bounds
 def test_bounds_computed_once_per_group_and_merged(tmp_path, monkeypatch):
-    import idn.policies
+    import idn.upper_bounds
 
     calls = []
 
@@ -215,11 +215,11 @@ def test_bounds_computed_once_per_group_and_merged(tmp_path, monkeypatch):
         calls.append(counts.sum())
         return {"static_lp_bound": float(counts.sum()), "per_slot_lp_bound": 2.0 * float(counts.sum())}
 
-    stub = types.ModuleType("idn.policies.bounds")
+    stub = types.ModuleType("idn.upper_bounds")
     stub.bounds = fake_bounds
     stub.certified_bounds = lambda rt, counts, method: {**fake_bounds(rt, counts), "method": "lp", "seconds": 0.0, "gap": None}
-    monkeypatch.setitem(sys.modules, "idn.policies.bounds", stub)
-    monkeypatch.setattr(idn.policies, "bounds", stub, raising=False)
+    monkeypatch.setitem(sys.modules, "idn.upper_bounds", stub)
+    monkeypatch.setattr(idn, "upper_bounds", stub, raising=False)
     exp = copy.deepcopy(EXPERIMENT)
     exp["bounds"] = True
     s = run_sweep(write_experiment(tmp_path, exp), tmp_path / "out", progress=False)

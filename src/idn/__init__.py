@@ -5,7 +5,7 @@ Policy, load_scenario, run``; it lives in ``idn.api`` and is loaded on first
 use, so that ``import idn`` (and every ``idn`` command) stays cheap.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 __all__ = [
     "ENTRY_POINT_GROUP", "IDN", "IDNView", "Policy", "RequestTypes", "RunResult", "SLOT_COLUMNS", "ScenarioError",

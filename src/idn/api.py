@@ -3,7 +3,7 @@
 
 Thin wrappers over the modules that do the work, so that a script needs one
 import: scenarios (``model.scenario``), traces (``workloads``, ``sim.inputs``),
-the slot loop (``sim.loop``), the bounds (``policies.bounds``). What is new
+the slot loop (``sim.loop``), the bounds (``upper_bounds``). What is new
 here is ``IDNView``, the read-only view of the IDN and its request types that
 a policy is written against, and ``run``, which runs several policies on the
 same counts and returns one row per (policy, slot).
@@ -17,15 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .model.network import IDN, TIERS
+# what this module imports only to export it: ``idn/__init__.py`` lists the public names once (its
+# __all__) and takes them from here on first use
+from .model.network import IDN, TIERS  # noqa: F401
 from .model.request_types import RequestTypes
-from .model.scenario import ScenarioError, scenario_from_dict
-from .policies.base import ENTRY_POINT_GROUP, Policy, make_policy, policy_class, policy_names, register
-from .sim.inputs import count_matrix, default_trace, request_types_for
-from .sim.loop import SLOT_COLUMNS, RunResult, run_policy
-from .workloads import bin_requests, read_trace, write_trace
-
-from . import __all__  # noqa: E402,F401  (the exported names are listed once, in idn/__init__.py)
+from .model.scenario import ScenarioError, scenario_from_dict  # noqa: F401
+from .policies.base import Policy
+from .policies.registry import ENTRY_POINT_GROUP, make_policy, policy_class, policy_names, register  # noqa: F401
+from .sim.inputs import count_matrix, default_trace, request_types_for  # noqa: F401
+from .sim.loop import SLOT_COLUMNS, RunResult, run_policy  # noqa: F401
+from .workloads import bin_requests, read_trace, write_trace  # noqa: F401
 
 
 # ---------------------------------------------------------------- scenarios and traces
@@ -56,7 +57,7 @@ def bounds(rt: RequestTypes, counts: np.ndarray) -> dict[str, float]:
     """LP upper bounds on the total gain over the counts: ``static_lp_bound``
     (no static allocation gains more) and ``per_slot_lp_bound`` (no policy
     at all does)."""
-    from .policies.bounds import bounds as _bounds
+    from .upper_bounds import bounds as _bounds
 
     return _bounds(rt, counts)
 

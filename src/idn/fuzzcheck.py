@@ -46,7 +46,7 @@ def _warm_up() -> None:
     from .model.scenario import scenario_from_dict
     from .sim.inputs import count_matrix, default_trace, request_types_for
     from .sim.loop import run_policy
-    from .policies.base import make_policy
+    from .policies.registry import make_policy
 
     idn = scenario_from_dict({
         "nodes": [{"id": "c", "tier": "cloud", "repository": True, "hardware": "gpu"},

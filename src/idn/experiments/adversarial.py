@@ -21,7 +21,7 @@ import pandas as pd
 from .. import serving
 from ..model.request_types import build_request_types
 from ..model.scenario import scenario_from_dict
-from ..policies.base import make_policy
+from ..policies.registry import make_policy
 from ..sim.loop import run_policy
 
 PSI = 1.0 - 1.0 / np.e

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..policies.bounds import BOUND_METHODS, certified_bounds, choose_method, gap
+from ..upper_bounds import BOUND_METHODS, certified_bounds, choose_method
+from ..upper_bounds.certified import gap
 
 
 @contextmanager

@@ -12,7 +12,7 @@ Format (YAML or JSON)::
     seeds: [0, 1, 2]                 # a list, or one int
     policies:                        # name -> the policy's own parameters; a list is a grid axis
                                      # (a name: built-in, an idn.policies entry point, or
-                                     #  package.module:ClassName: see policies.base.policy_class)
+                                     #  package.module:ClassName: see policies.registry.policy_class)
       infida: {eta_scale: [0.5, 1, 2]}
       online-greedy: {window: [10]}
       cloud-only: {}
@@ -45,12 +45,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..model.network import IDN
@@ -158,7 +156,7 @@ def _canonical(value, default):
 
 
 def _policy_grid(name: str, params, origin: str) -> list[tuple[str, dict]]:
-    from ..policies.base import make_policy
+    from ..policies.registry import make_policy
 
     where = f"policies.{name if str(name).isprintable() else repr(name)}"
     if params is None:
@@ -235,7 +233,7 @@ def experiment_from_dict(d, base_dir: str | Path | None = None, origin: str = "e
 
     if spec.bounds:
         try:
-            from ..policies import bounds  # noqa: F401
+            from .. import upper_bounds  # noqa: F401
         except ImportError as exc:
             _fail(origin, f"bounds: true, but the LP bounds are not available ({exc})")
     return Experiment(

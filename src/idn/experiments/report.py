@@ -54,7 +54,7 @@ def psi_regret_curve(policy_gains, static_gains, psi: float = PSI) -> np.ndarray
 
 
 def _is_offline(policy: str) -> bool:
-    from ..policies.base import policy_class
+    from ..policies.registry import policy_class
 
     try:  # plug-ins too (package.module:ClassName, entry points), when importable here
         return bool(policy_class(policy).offline)

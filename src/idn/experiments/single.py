@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..model.network import IDN
-from ..policies.base import make_policy
+from ..policies.registry import make_policy
 from ..sim.inputs import count_matrix, default_trace, request_types_for
 from ..sim.loop import RunResult, run_policy
 
@@ -53,7 +53,8 @@ def with_bounds(summary: dict, bound: dict | None, dynamic: bool) -> dict:
         return summary
     total = summary["total_gain"]
     static, per_slot = bound["static_lp_bound"], bound["per_slot_lp_bound"]
-    summary["lp_bound"] = static
+    summary["static_lp_bound"] = static
+    summary["lp_bound"] = static  # the old name, until 0.3 (idn.output_names)
     summary["fraction_of_bound"] = total / static if static > 0 else None
     summary["per_slot_lp_bound"] = per_slot
     summary["fraction_of_per_slot_bound"] = total / per_slot if per_slot > 0 else None
@@ -150,7 +151,7 @@ def demo(slots: int = 300, seed: int = 0, scenario: IDN | None = None) -> list[d
     from rich.table import Table
 
     from ..model.scenario import load_default_scenario
-    from ..policies.bounds import bounds
+    from ..upper_bounds import bounds
     from .summaries import scenario_summary
 
     console = Console(width=max(Console().width, 110))

@@ -112,14 +112,14 @@ def execute(base: IDN, task: Task) -> tuple[Task, dict, object]:
     inputs give the same outputs on any backend."""
     idn, rt, counts = _inputs(base, task)
     if task.kind == "bound":
-        from ..policies import bounds
+        from .. import upper_bounds
 
-        b = bounds.certified_bounds(rt, counts, "auto")  # the LP while small, the fast bound past it
+        b = upper_bounds.certified_bounds(rt, counts, "auto")  # the LP while small, the fast bound past it
         row = {**task.params, "static_lp_bound": float(b["static_lp_bound"]), "per_slot_lp_bound": float(b["per_slot_lp_bound"])}
         row.update(bound_method=b["method"], bound_seconds=float(b["seconds"]), bound_gap=b["gap"])
         return task, row, None
 
-    from ..policies.base import make_policy
+    from ..policies.registry import make_policy
     from ..sim.loop import run_policy
 
     result = run_policy(rt, make_policy(task.params["policy"], **task.policy_params), counts, seed=task.params["seed"])

@@ -7,6 +7,7 @@ need the whole scenario (references, repositories, reachability) live in
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator

@@ -1,5 +1,5 @@
-"""The one interface every allocation policy has, and the registry that finds
-policies by name.
+"""The one interface every allocation policy has (the registry that finds
+policies by name is :mod:`.registry`).
 
 In the spirit of river's ``predict_one``/``learn_one``: a policy is bound to
 an IDN's request types by :meth:`Policy.start`, then, slot after slot, it
@@ -16,13 +16,12 @@ as scikit-learn's estimators do.
 
 from __future__ import annotations
 
-import difflib
 from typing import ClassVar
 
 import numpy as np
 
 from ..model.request_types import RequestTypes
-from .params import check_params, id_lists
+from .params import check_params
 
 
 class Policy:
@@ -60,6 +59,11 @@ class Policy:
 
     name: ClassVar[str] = "policy"
     offline: ClassVar[bool] = False  # needs the whole trace in start()
+    # what the policy knows, for people (idn run --help, docs): "online" (each node from what passes
+    # through it), "centralized" (the whole network's requests), "offline" (the whole trace in advance),
+    # "static" (nothing: a fixed allocation); and what it does, in one line
+    knows: ClassVar[str] = "online"
+    summary: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}  # parameter name -> default value
     # parameter name -> check (idn.policies.params: number(gt=0), one_of(...), ...);
     # a subclass declares only its own parameters, its bases' checks apply too
@@ -142,90 +146,3 @@ class Policy:
     # -- helpers for subclasses ------------------------------------------
     def _empty_allocation(self) -> np.ndarray:
         return self.rt.idn.permanent.astype(float)
-
-
-POLICIES: dict[str, type[Policy]] = {}
-
-
-def register(cls: type[Policy]) -> type[Policy]:
-    POLICIES[cls.name] = cls
-    return cls
-
-
-ENTRY_POINT_GROUP = "idn.policies"  # installed packages register policies by name here
-
-
-def policy_class(name: str) -> type[Policy]:
-    """The class a policy name stands for, in this order: a registered name
-    (built-in or ``register``-ed), a ``package.module:ClassName`` reference,
-    or the name of an entry point in the group ``idn.policies``. A one-line
-    ValueError for an unknown name (with the close ones), a missing module, a
-    missing class, or an object that is not a ``Policy`` subclass."""
-    from ..plugins import entry_points, is_reference, load_entry_point, load_reference
-    from . import baselines, infida, local, optimum  # noqa: F401  (registration)
-
-    if not isinstance(name, str):
-        raise ValueError(f"policy name must be a string, got {name!r}")
-    if name in POLICIES:
-        return POLICIES[name]
-    if is_reference(name):
-        label, obj = repr(name), load_reference(name, "policy")
-    else:
-        eps = entry_points(ENTRY_POINT_GROUP)
-        if name not in eps:
-            known = sorted({*POLICIES, *eps})
-            close = difflib.get_close_matches(name, known, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(known)}"
-            raise ValueError(f"unknown policy {name!r}{hint} (or give package.module:ClassName)")
-        label = f"{name!r} (entry point {eps[name].value!r})"
-        obj = load_entry_point(ENTRY_POINT_GROUP, eps[name], "policy")
-    if not (isinstance(obj, type) and issubclass(obj, Policy)):
-        kind = "a class" if isinstance(obj, type) else f"a {type(obj).__name__}"
-        raise ValueError(f"policy {label}: {obj.__name__ if isinstance(obj, type) else kind} is not a subclass of idn.Policy")
-    return obj
-
-
-def make_policy(name: str, **params) -> Policy:
-    """The policy ``name`` stands for (see ``policy_class``), built with params."""
-    cls = policy_class(name)
-    policy = cls(**params)
-    if POLICIES.get(name) is not cls:
-        # a plug-in is recorded under the name it was asked for, so that the
-        # name in a result (summary, sweep store, report) resolves again
-        policy.name = name
-    return policy
-
-
-def policy_names() -> list[str]:
-    """Registered policies and the entry points of ``idn.policies``
-    (``package.module:ClassName`` references are accepted too, not listed)."""
-    from ..plugins import entry_points
-    from . import baselines, infida, local, optimum  # noqa: F401
-
-    return sorted({*POLICIES, *entry_points(ENTRY_POINT_GROUP)})
-
-
-@register
-class CloudOnly(Policy):
-    """No model outside the repositories (design page, section 9)."""
-
-    name = "cloud-only"
-
-    def propose(self) -> np.ndarray:
-        return self._empty_allocation()
-
-
-@register
-class Fixed(Policy):
-    """A given static allocation {node id: [model ids]}, e.g. from a file."""
-
-    name = "fixed"
-    defaults = {"allocation": {}}
-    checks = {"allocation": id_lists}
-    state_attrs = ("_x",)
-
-    def _start(self, trace):
-        self._x = self.rt.idn.allocation_from_ids(self.params["allocation"])
-
-    def propose(self) -> np.ndarray:
-        return self._x

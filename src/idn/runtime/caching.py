@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .control import HISTORY, NodePlane
+from .plane import HISTORY, NodePlane
 
 
 class CachePlane(NodePlane):

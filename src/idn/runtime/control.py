@@ -39,12 +39,9 @@ import networkx as nx
 import numpy as np
 
 from .. import serving
-from ..policies.messages import cutoff, local_terms
+from ..policies.infida.messages import cutoff, local_terms
+from .plane import HISTORY, NodePlane
 
-CACHING = ("lfu", "lru")
-MESSAGING = ("infida", "local-greedy")  # exchange the control messages of policies/messages.py
-LIVE_POLICIES = (*MESSAGING, *CACHING)  # run by every node on its own; the others are computed once at start
-HISTORY = 10_000  # per-slot records kept for GET /v1/history
 
 
 def control_graph(rt) -> nx.DiGraph:
@@ -64,74 +61,6 @@ def check_control_graph(rt) -> None:
         cycle = nx.find_cycle(g)
         a, b = (rt.idn.nodes[cycle[0][i]].id for i in (0, 1))
         raise ValueError(f"live INFIDA needs paths that never cross both ways, but paths go {a} -> {b} and back")
-
-
-def make_control_plane(node, policy: dict, checkpoint: Path):
-    """The per-node policy of ``node`` for serve.json's ``policy`` entry
-    ({"name", "params", "seed"}): INFIDA on the node's own slice (a
-    ControlPlane), or LFU/LRU on its own cache (a CachePlane; none at a
-    repository, which caches nothing)."""
-    from ..policies.base import make_policy
-    from .caching import CachePlane
-
-    learner = make_policy(policy["name"], **(policy.get("params") or {}))
-    learner.start_nodes(node.idn, [node.v], seed=int(policy.get("seed", 0)))
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    if policy["name"] in CACHING:
-        return None if node.node.repository else CachePlane(node, learner, checkpoint)
-    check_control_graph(node.rt)
-    hop = node.cfg.get("control_hop_timeout_s")
-    if hop is None:  # wall clock: the longest round (deadline tau (2 top + 1)) ends within 80% of the slot
-        top = nx.dag_longest_path_length(control_graph(node.rt))
-        hop = 5.0 if node.cfg.get("deterministic") else 0.8 * node.idn.slot_seconds / (2 * top + 1)
-    return ControlPlane(node, learner, checkpoint, float(hop))
-
-
-class NodePlane:
-    """What every per-node live policy shares: its checkpoint (policy state,
-    next slot, counters), written after each round and read on a restart."""
-
-    checkpoint: Path | None = None
-    counters: dict
-
-    def held(self) -> np.ndarray:
-        """The node's allocation now, (M,) bool, without side effects (a
-        local-greedy propose() refills)."""
-        x = self.policy.state() if getattr(self.policy, "needs_lists", False) else self.policy.propose()
-        return x[self.node.v] > 0.5
-
-    def fingerprint(self) -> str:
-        cfg = self.node.cfg
-        return json.dumps([self.node.id, cfg["scenario"], cfg.get("policy"), cfg.get("epoch")], sort_keys=True)
-
-    def save(self) -> None:
-        if self.checkpoint is not None:
-            from ..sim import checkpoint as ckpt
-
-            ckpt.save_state(self.checkpoint, self.fingerprint(), self.policy, {"slot": self.slot, "counters": self.counters})
-
-    async def save_async(self) -> None:
-        """The checkpoint, written in a thread (np.savez and fsync take
-        milliseconds; the event loop keeps serving). The policy is not
-        touched meanwhile: the next round waits for this one."""
-        await asyncio.get_running_loop().run_in_executor(None, self.save)
-
-    def restore(self) -> bool:
-        """Resume from this node's checkpoint, if there is one (False if not);
-        a checkpoint of another run is refused with one line."""
-        from ..sim import checkpoint as ckpt
-
-        if self.checkpoint is None or not self.checkpoint.exists():
-            return False
-        extra = ckpt.load_state(self.checkpoint, self.fingerprint(), self.policy)
-        slot, counters = extra.get("slot"), extra.get("counters")
-        if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0 or not isinstance(counters, dict):
-            raise ckpt.refuse(self.checkpoint, "no slot or counters")
-        self.slot = self.resumed_from = slot
-        for k in self.counters:
-            if isinstance(counters.get(k), int):
-                self.counters[k] = counters[k]
-        return True
 
 
 class ControlPlane(NodePlane):

@@ -10,7 +10,6 @@ the configuration) before any node starts.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import socket
@@ -30,7 +29,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def allocation_from_policy(idn: IDN, name: str, slots: int = 30, seed: int = 0, params: dict | None = None) -> dict:
     """A simulator policy's allocation after ``slots`` slots of the
     scenario's own workload: the policy's code, run as the simulator runs it."""
-    from ..policies.base import make_policy
+    from ..policies.registry import make_policy
     from ..sim.inputs import count_matrix, default_trace, request_types_for
     from ..sim.loop import run_policy
 
@@ -44,7 +43,7 @@ def first_allocation(idn: IDN, name: str, seed: int = 0, params: dict | None = N
     """A live policy's allocation for slot 0: the simulator's first proposal
     (INFIDA: the rounding of its uniform start), which every node's own
     slice reproduces."""
-    from ..policies.base import make_policy
+    from ..policies.registry import make_policy
     from ..sim.inputs import request_types_for
 
     return idn.allocation_to_ids(make_policy(name, **(params or {})).start(request_types_for(idn), seed).propose())

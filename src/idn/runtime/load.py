@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from ..output_names import with_aliases
 from ..model.network import IDN, TIERS
 from .launcher import LOOPBACK
 from .node_parts import SlotClock
@@ -148,7 +149,8 @@ async def _drive(reqs: pd.DataFrame, urls: dict, inputs: dict, token: str, k0: i
 def simulate(idn: IDN, trace: pd.DataFrame, allocation: dict, policy: dict | None = None) -> dict:
     """The simulator's prediction: the slot loop with the Fixed policy, or
     with the live policy's own code, parameters and seed."""
-    from ..policies.base import Fixed, make_policy
+    from ..policies.simple import Fixed
+    from ..policies.registry import make_policy
     from ..sim.inputs import count_matrix, request_types_for
     from ..sim.loop import run_policy
 
@@ -162,7 +164,7 @@ def simulate(idn: IDN, trace: pd.DataFrame, allocation: dict, policy: dict | Non
     total = float(res.slots["requests"].sum())
     tiers = {t: float(res.slots[f"served_{t}"].sum()) / total if total else 0.0 for t in TIERS}
     per_slot = (res.slots["cost"] / res.slots["requests"].where(res.slots["requests"] > 0)).fillna(0.0)
-    return {"served_per_tier": tiers, "accuracy": s["mean_accuracy"], "mean_latency_ms": s["mean_latency_ms"],
+    return {"served_per_tier": tiers, "mean_accuracy": s["mean_accuracy"], "mean_latency_ms": s["mean_latency_ms"],
             "requests": total, "mean_cost": float(res.slots["cost"].sum() / total) if total else 0.0,
             "mean_cost_per_slot": per_slot.tolist()}  # fmt: skip
 
@@ -228,7 +230,9 @@ def run_load(idn: IDN, run_dir, trace: pd.DataFrame, rate_scale: float = 1.0, du
     report["allocation"] = live_allocation(nodes, cfg.get("allocation") or {}) if cfg.get("policy") else allocation
     report["policy"] = cfg.get("policy") or {"name": "fixed"}
     report["deterministic"] = bool(cfg.get("deterministic"))
-    return report
+    # the names renamed in 0.2.0, under their old names too until 0.3.0 (idn.output_names)
+    report["simulated"] = with_aliases(report["simulated"], {"accuracy": "mean_accuracy"})
+    return with_aliases(report, {"accuracy": "measured_accuracy", "catalog_accuracy": "mean_accuracy"})
 
 
 def _get_json(url: str, route: str, default=None):
@@ -320,8 +324,9 @@ def summarize(idn: IDN, nodes: list[dict], recs: list[dict], files: dict) -> dic
     return {
         "sent": len(recs), "answered": n, "errors": len(recs) - len(ok), "lost": len(recs) - n,
         "latency_ms": {**{f"p{q}": float(np.percentile(lat, q)) for q in (50, 95, 99)}, "mean": float(lat.mean())},
-        "accuracy": float(np.mean([c for v in per_model.values() for c in v])) if ok else 0.0,
-        "catalog_accuracy": float(np.mean([acc_of[r["body"]["model"]] for r in ok])) if ok else 0.0,
+        "mean_latency_ms": float(lat.mean()),
+        "measured_accuracy": float(np.mean([c for v in per_model.values() for c in v])) if ok else 0.0,
+        "mean_accuracy": float(np.mean([acc_of[r["body"]["model"]] for r in ok])) if ok else 0.0,
         "served_per_tier": {t: (c / n if n else 0.0) for t, c in per_tier.items()},
         "served_per_node": per_node,
         "per_model": {m: {"served": len(v), "accuracy": float(np.mean(v)), "catalog_accuracy": acc_of[m]} for m, v in sorted(per_model.items())},
@@ -334,7 +339,7 @@ def format_report(rep: dict) -> str:
     lines = [
         f"sent {rep['sent']}, answered {rep['answered']}, errors {rep['errors']}, lost {rep['lost']}",
         "latency ms: p50 {p50:.1f}, p95 {p95:.1f}, p99 {p99:.1f}, mean {mean:.1f} (simulated mean {m:.1f})".format(**rep["latency_ms"], m=sim["mean_latency_ms"]),
-        f"accuracy: measured {rep['accuracy']:.3f}, catalog for the models that served {rep['catalog_accuracy']:.3f}, simulated {sim['accuracy']:.3f}",
+        f"accuracy: measured {rep['measured_accuracy']:.3f}, catalog for the models that served {rep['mean_accuracy']:.3f}, simulated {sim['mean_accuracy']:.3f}",
         f"{'tier':<10} {'measured':>9} {'simulated':>9}",
     ]  # fmt: skip
     for t in TIERS:

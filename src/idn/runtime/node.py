@@ -30,7 +30,7 @@ import numpy as np
 from aiohttp import web
 
 from .. import serving
-from .control import LIVE_POLICIES, make_control_plane
+from .live_policies import LIVE_POLICIES, make_control_plane
 from .models import predict, read_catalog_files
 from .node_control import ControlEndpoints
 from .node_parts import DrivenClock, NodeMetrics, SlotClock, bad_request, check_token

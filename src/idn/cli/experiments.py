@@ -7,7 +7,7 @@ import sys
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import SweepError, format_summary, run_sweep
+    from ..experiments.sweep import SweepError, format_summary, run_sweep
 
     try:
         summary = run_sweep(
@@ -25,7 +25,7 @@ def cmd_sweep(args) -> int:
 def cmd_report(args) -> int:
     from pathlib import Path
 
-    from .report import report_dir
+    from ..experiments.report import report_dir
 
     skipped: list[str] = []
     html = report_dir(Path(args.results), Path(args.out) if args.out else None, skipped)
@@ -36,7 +36,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .reproduce import reproduce
+    from ..experiments.reproduce import reproduce
 
     html = reproduce(
         args.study, args.out, quick=args.quick, jobs=args.jobs, backend=args.backend, progress=not args.quiet,

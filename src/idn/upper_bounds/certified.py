@@ -1,8 +1,8 @@
 """Upper bounds on the total gain of a trace (design page section 9), for
 ``idn bound`` and the run summaries.
 
-Two methods: ``lp`` (HiGHS, exact LP values, :mod:`.optimum`) and ``fast``
-(Lagrangian, no solver, O(entries) per iteration, :mod:`.fast_bound`);
+Two methods: ``lp`` (HiGHS, exact LP values, :mod:`.lp`) and ``fast``
+(Lagrangian, no solver, O(entries) per iteration, :mod:`.fast`);
 ``auto`` takes the LP while its per-slot programs are small. Both are
 certified upper bounds; :func:`certified_bounds` also reports the best
 feasible gain it found and the gap between the two.
@@ -16,11 +16,12 @@ import numpy as np
 
 from .. import serving
 from ..model.request_types import RequestTypes
-from .fast_bound import Progress, fast_bounds, round_down
+from ..problem.program import STATIC_LP_MAX_VARIABLES, n_continuous
+from ..problem.static_rows import Progress
+from .fast import fast_bounds, round_down
 from .lagrange import Lagrangian
-from .optimum import STATIC_LP_MAX_VARIABLES, n_continuous, per_slot_lp_bound, static_lp, static_lp_bound
+from .lp import per_slot_lp_bound, static_lp
 
-__all__ = ["BOUND_METHODS", "bounds", "certified_bounds", "choose_method", "per_slot_lp_bound", "static_lp_bound"]
 
 BOUND_METHODS = ("auto", "lp", "fast", "none")
 # auto: the LP up to this many continuous variables over the whole trace (the

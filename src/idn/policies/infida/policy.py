@@ -35,98 +35,17 @@ coupled rounding only nodes whose state moved redraw (``reround``): see
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from .. import serving
-from .base import Policy, register
+from ... import serving
+from ...problem.mirror import NodeStates, dual_norms, mirror_logits
+from ...problem.projection import project_nodes_unchecked
+from ..base import Policy
+from ..registry import register
+from ..params import integer, number, one_of, optional
 from .fill import fill_leftover, hold_sure, stale_nodes
-from .params import integer, number, one_of, optional
-from .messages import message_bytes
-from .projection import project_nodes_unchecked
 from .grouped import GroupedRounding, slice_groups
+from .messages import message_bytes
 from .rounding import make_rounding, slice_draw_layout
-
-
-class _NodeStates:
-    """The flat layout of every node's free coordinates (CSR by node); with
-    ``nodes``, of those nodes only (the others keep no coordinates): the
-    slice a live node learns on."""
-
-    def __init__(self, idn, nodes=None):
-        self.mask = idn.fits  # (V, M): non-permanent pairs that fit the budget
-        self.draw_layout = None
-        if nodes is not None:
-            full_offsets = np.concatenate([[0], np.cumsum(self.mask.sum(axis=1))]).astype(np.int64)
-            keep = np.zeros(idn.n_nodes, bool)
-            keep[np.asarray(nodes, dtype=np.int64)] = True
-            self.mask = self.mask & keep[:, None]
-        self.sizes = np.broadcast_to(idn.size_mb, self.mask.shape)[self.mask].copy()
-        self.node = np.nonzero(self.mask)[0]
-        counts = self.mask.sum(axis=1)
-        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.budgets = idn.budget_mb.copy()
-        total = np.bincount(self.node, self.sizes, idn.n_nodes)
-        self.budgets = np.minimum(self.budgets, total)
-        self.log_ratio = np.log(np.where(self.budgets > 0, total / np.where(self.budgets > 0, self.budgets, 1), 1.0))
-        self.permanent = idn.permanent.astype(float)
-        self.flat_index = np.flatnonzero(self.mask.ravel())  # free coordinate -> flat (V*M) pair
-        if nodes is not None:
-            self.draw_layout = slice_draw_layout(full_offsets, self.offsets)
-
-    def entry_index(self, rt) -> np.ndarray:
-        """(E,) position in the flat free layout of each candidate entry's
-        pair (0 at the fallbacks, whose state is never read)."""
-        free_of_pair = np.full(self.mask.size, -1, dtype=np.int64)
-        free_of_pair[self.flat_index] = np.arange(self.flat_index.size)
-        index = free_of_pair[rt.pair]
-        index[rt.is_fallback] = 0
-        if np.any(index < 0):  # the lists hold only pairs that fit: a broken RequestTypes
-            e = int(np.flatnonzero(index < 0)[0])
-            raise ValueError(f"candidate entry {e} lists node {rt.node[e]}, model {rt.model[e]}, which cannot host it")
-        return index
-
-    def uniform(self) -> np.ndarray:
-        total = np.bincount(self.node, self.sizes, len(self.budgets))
-        ratio = np.where(total > 0, self.budgets / np.where(total > 0, total, 1), 0.0)
-        return np.minimum(1.0, ratio[self.node])
-
-    def dense(self, flat: np.ndarray) -> np.ndarray:
-        flat = np.asarray(flat)
-        if flat.shape != self.flat_index.shape:
-            raise ValueError(f"a free-layout state has shape {flat.shape}, expected {self.flat_index.shape}")
-        out = self.permanent.copy()
-        _scatter(out.reshape(-1), self.flat_index, flat)  # numba: ~4x numpy's fancy assignment, every slot
-        return out
-
-
-@njit(cache=True, nogil=True)
-def _scatter(out, index, values):  # pragma: no cover - numba
-    for k in range(index.size):
-        out[index[k]] = values[k]
-
-
-@njit(cache=True, nogil=True)
-def _dual_norms(g, sizes, offsets):  # pragma: no cover - numba
-    """max_m |g_m| / s_m per node (0 for a node without free coordinates)."""
-    out = np.zeros(offsets.size - 1)
-    for v in range(offsets.size - 1):
-        for m in range(offsets[v], offsets[v + 1]):
-            d = abs(g[m]) / sizes[m]
-            if d > out[v]:
-                out[v] = d
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _mirror_logits(y, g, sizes, offsets, eta, z):  # pragma: no cover - numba
-    """z = log y + eta_v g / s (the log of y_hat). Returns the first entry
-    that is not finite, or -1."""
-    for v in range(offsets.size - 1):
-        for m in range(offsets[v], offsets[v + 1]):
-            z[m] = np.log(max(y[m], 1e-300)) + eta[v] * g[m] / sizes[m]
-            if not np.isfinite(z[m]):
-                return m
-    return -1
 
 
 @register
@@ -134,6 +53,8 @@ class Infida(Policy):
     """INFIDA: online mirror ascent on the concave relaxation, then rounding."""
 
     name = "infida"
+    knows = "online"
+    summary = "each node learns its allocation by mirror ascent from its paths' control messages"
     # eta_scale 5, fill and reround 2: chosen on benchmarks/tuning/ (docs/model.md, section 12)
     defaults = {"eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": True, "reround": 2.0, "grouping": "task"}
     checks = {
@@ -167,7 +88,7 @@ class Infida(Policy):
         return self
 
     def _setup(self, idn, nodes=None):
-        self.nodes = _NodeStates(idn, nodes)
+        self.nodes = NodeStates(idn, nodes)
         self.y = self.nodes.uniform()
         self.grad_sq = np.zeros(idn.n_nodes)  # sum over slots of ||g_v||_*^2
         if self.params["grouping"] == "task":
@@ -176,8 +97,10 @@ class Infida(Policy):
             self.rounding = GroupedRounding(self.nodes.sizes, self.nodes.budgets, self.nodes.offsets, self.nodes.node,
                                             task_of, coupled=self.params["rounding"] == "coupled", draw_groups=draw)  # fmt: skip
         else:
+            # a live slice draws its uniforms where the whole network's rounding would, slot for slot
+            draw_layout = None if nodes is None else slice_draw_layout(self.nodes.full_offsets, self.nodes.offsets)
             self.rounding = make_rounding(self.params["rounding"], self.nodes.sizes, self.nodes.budgets,
-                                          self.nodes.offsets, draw_layout=self.nodes.draw_layout)  # fmt: skip
+                                          self.nodes.offsets, draw_layout=draw_layout)  # fmt: skip
         self._slots = 0
         self._g_per_mb = np.zeros(self.y.size)
         self._x_flat = np.zeros(self.y.size, dtype=bool)
@@ -231,7 +154,7 @@ class Infida(Policy):
         n = self.nodes
         eta = self.learning_rate(g)
         z = np.empty(y.size)
-        bad = _mirror_logits(np.ascontiguousarray(y, dtype=float), np.ascontiguousarray(g, dtype=float), n.sizes,
+        bad = mirror_logits(np.ascontiguousarray(y, dtype=float), np.ascontiguousarray(g, dtype=float), n.sizes,
                              n.offsets, eta, z)  # fmt: skip
         if bad >= 0:
             raise ValueError(f"INFIDA step: log y_hat is {z[bad]} at node {int(n.node[bad])} (supergradient {g[bad]})")
@@ -243,7 +166,7 @@ class Infida(Policy):
         scale = float(self.params["eta_scale"])
         if self.params["eta"] is not None:
             return np.full(len(n.budgets), scale * float(self.params["eta"]))
-        dual = _dual_norms(np.ascontiguousarray(g, dtype=float), n.sizes, n.offsets)
+        dual = dual_norms(np.ascontiguousarray(g, dtype=float), n.sizes, n.offsets)
         self.grad_sq += dual**2
         with np.errstate(divide="ignore", invalid="ignore"):
             eta = np.sqrt(2.0 * n.log_ratio / self.grad_sq)
@@ -280,6 +203,8 @@ class InfidaOffline(Infida):
     trims the luck of a single draw."""
 
     name = "infida-offline"
+    knows = "offline"
+    summary = "INFIDA's steps on the whole trace until they settle, rounded once"
     offline = True
     defaults = {
         "iterations": 300, "batch": 16, "samples": 8, "eta": None, "eta_scale": 1.0, "rounding": "fresh", "fill": True,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model.request_types import RequestTypes
+from ...model.request_types import RequestTypes
 
 FLOAT_BYTES = 8
 ENTRY_FIELDS = 6  # node, model, hop, cost, share, y

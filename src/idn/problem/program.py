@@ -1,4 +1,6 @@
-"""The exact static optimum (a MILP) and the LP bounds of design page section 9.
+"""The allocation problem as a linear program: the program behind the exact
+static optimum (a MILP, :mod:`idn.policies.offline.optimum`) and the LP
+bounds (:mod:`idn.upper_bounds.lp`) of design page section 9.
 
 G is piecewise linear: G_rho(x) = sum_k delta_k min(r, sum_{k'<=k} l^{k'} x^{k'}).
 Per row (one request type in one slot, rows with r > 0 only) and per
@@ -35,11 +37,9 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from ..model.request_types import RequestTypes
-from .base import Policy, register
-from .params import integer, number
-from .objective import Rows, build_rows, check_trace, layout, slot_shares
+from .objective import Rows, build_rows, layout, slot_shares
 
-STATIC_LP_MAX_VARIABLES = 200_000  # a few seconds of dual simplex; see static_lp_bound
+STATIC_LP_MAX_VARIABLES = 200_000  # a few seconds of dual simplex; see idn.upper_bounds.lp.static_lp_bound
 
 
 @dataclass
@@ -160,7 +160,7 @@ def solve(prog: Program, integral: bool, who: str, time_limit: float | None = No
     return -float(res.fun), np.clip(res.x[prog.n_u :], 0.0, 1.0)
 
 
-def _dense(rt: RequestTypes, prog: Program, x_vals: np.ndarray) -> np.ndarray:
+def dense_allocation(rt: RequestTypes, prog: Program, x_vals: np.ndarray) -> np.ndarray:
     y = rt.idn.permanent.astype(float).reshape(-1)
     y[prog.x_pairs] = x_vals
     return y.reshape(rt.idn.n_nodes, rt.idn.n_models)
@@ -170,89 +170,3 @@ def exact_rows(rt: RequestTypes, trace: np.ndarray) -> Rows:
     """The trace's rows with the exact merges only (group=1)."""
     rows = build_rows(rt, trace, slot_shares(rt, trace), layout(rt, "type"))
     return merge_rows(rows, rt.list_length, 1)
-
-
-def static_lp(rt: RequestTypes, trace: np.ndarray, max_variables: int = STATIC_LP_MAX_VARIABLES):
-    """(bound, maximizer y (V, M), group): see :func:`static_lp_bound`; group
-    1 means the value is the exact LP optimum, more means a looser bound."""
-    trace = check_trace(rt, trace, "static LP bound")
-    rows = exact_rows(rt, trace)
-    need = lambda r: int(np.diff(r.offsets).sum() - r.n_rows)  # noqa: E731  u variables
-    group = 1
-    if need(rows) > max_variables:
-        # fewest merges that fit: the row count per type shrinks about as 1/group
-        group = max(2, int(np.ceil(need(rows) / max_variables)))
-        while True:  # ends at one row per type at the latest
-            merged = merge_rows(rows, rt.list_length, group)
-            if need(merged) <= max_variables or group >= rows.n_rows:
-                break
-            group = min(rows.n_rows, int(np.ceil(group * 1.25)))
-        rows = merged
-    prog = build_program(rt, rows)
-    value, x_vals = solve(prog, integral=False, who="static LP bound")
-    return value, _dense(rt, prog, x_vals), group
-
-
-def static_lp_bound(
-    rt: RequestTypes, trace: np.ndarray, max_variables: int = STATIC_LP_MAX_VARIABLES
-) -> tuple[float, np.ndarray]:
-    """An upper bound on the total gain of any static allocation over the
-    (T, R) trace: max over y in [0,1] within budgets of sum_t G_t(y), and its
-    maximizer y (V, M). Exact (rows with equal shares per request merged)
-    while the LP has at most max_variables continuous variables; past that,
-    runs of similar rows are merged too (:func:`merge_rows`), which keeps a
-    valid but looser bound, and y maximizes the merged program."""
-    value, y, _ = static_lp(rt, trace, max_variables)
-    return value, y
-
-
-def per_slot_lp_bound(rt: RequestTypes, trace: np.ndarray) -> float:
-    """sum_t max_y G_t(y): an upper bound on the total gain of any policy,
-    dynamic ones included. Each slot is its own LP (slots with equal counts
-    are solved once)."""
-    trace = check_trace(rt, trace, "per-slot LP bound")
-    lay = layout(rt, "type")
-    solved: dict[bytes, float] = {}
-    total = 0.0
-    for t in range(trace.shape[0]):
-        key = trace[t].tobytes()
-        if key not in solved:
-            counts = trace[t : t + 1]
-            prog = build_program(rt, build_rows(rt, counts, slot_shares(rt, counts), lay))
-            solved[key] = solve(prog, integral=False, who=f"per-slot LP bound, slot {t}")[0]
-        total += solved[key]
-    return total
-
-
-@register
-class Optimal(Policy):
-    """Offline: the exact static optimum max_x sum_t G_t(x) of the trace, a
-    MILP solved by HiGHS (design page section 9). For small instances only:
-    more than ``max_variables`` continuous variables, or no proof of
-    optimality (to ``mip_rel_gap``) within ``time_limit`` seconds, is a
-    one-line ValueError. After start(): ``value`` is the allocation's total gain."""
-
-    name = "optimal"
-    offline = True
-    defaults = {"max_variables": 200_000, "time_limit": 60.0, "mip_rel_gap": 1e-9}
-    checks = {"max_variables": integer(ge=1), "time_limit": number(ge=0), "mip_rel_gap": number(ge=0, le=1)}
-    state_attrs = ("_x",)
-
-    def _start(self, trace):
-        trace = check_trace(self.rt, trace, self.name)
-        need, cap = n_continuous(self.rt, trace), self.params["max_variables"]
-        if need > cap:
-            raise ValueError(
-                f"policy {self.name!r}: the MILP would need {need} continuous variables "
-                f"({trace.shape[0]} slots x {self.rt.n_types} request types), over max_variables={cap}; "
-                "use fewer slots, static-greedy or the LP bound"
-            )
-        prog = build_program(self.rt, exact_rows(self.rt, trace))
-        limit = self.params["time_limit"]
-        who = f"policy {self.name!r} (time_limit={limit:g} s)"
-        _, x_vals = solve(prog, True, who, limit, self.params["mip_rel_gap"])
-        self._x = _dense(self.rt, prog, np.round(x_vals))
-        self.value = prog.rows.gain(self._x.reshape(-1))
-
-    def propose(self) -> np.ndarray:
-        return self._x.copy()

@@ -2,7 +2,7 @@
 the budget polytope, with no LP solver (docs/model.md, "The fast bound").
 
 A row is one request type in one slot (or a merge of several, see
-:mod:`.fast_bound`). Per row j, with w_k = C^K - C^k >= 0 (non-increasing
+:mod:`idn.problem.static_rows`). Per row j, with w_k = C^K - C^k >= 0 (non-increasing
 along the list), G_j(y) = max { sum_k w_k z_k : 0 <= z_k <= l_k y_k, sum_k z_k <= r_j }.
 Dualizing z_k <= l_k y_k with mu_k = (w_k - lambda_j)^+ for one scalar
 lambda_j per row gives, for ANY lambda >= 0,
@@ -30,26 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .infida import _dual_norms, _mirror_logits, _NodeStates
-from .projection import project_nodes_unchecked
-
-
-@dataclass
-class RowSet:
-    """Rows in CSR form over the free layout of :class:`_NodeStates`:
-    entry e of row j (offsets[j] <= e < offsets[j+1], the last one the
-    fallback) has state coordinate index[e], cost cost[e] and share share[e]."""
-
-    offsets: np.ndarray
-    index: np.ndarray
-    cost: np.ndarray
-    share: np.ndarray
-    counts: np.ndarray
-    row_type: np.ndarray | None = None  # request type of each row, when known
-
-    @property
-    def n_rows(self) -> int:
-        return len(self.counts)
+from ..problem.mirror import NodeStates, dual_norms, mirror_logits
+from ..problem.projection import project_nodes_unchecked
+from ..problem.static_rows import RowSet
 
 
 @njit(cache=True, nogil=True)
@@ -143,7 +126,7 @@ class Lagrangian:
     """The fast bound's machinery for one scenario (its free layout)."""
 
     def __init__(self, idn, eta_scale: float = 4.0):
-        self.nodes = _NodeStates(idn)
+        self.nodes = NodeStates(idn)
         self.eta_scale = eta_scale
 
     def entry_index(self, rt) -> np.ndarray:
@@ -209,10 +192,10 @@ class Lagrangian:
             if it >= min_iter and upper - lower <= tol * max(lower, 1e-300):
                 break
             # mirror-ascent step, INFIDA's adaptive per-node rate (scaled: offline, full gradients)
-            dual = _dual_norms(g, n.sizes, n.offsets)
+            dual = dual_norms(g, n.sizes, n.offsets)
             grad_sq += dual**2
             with np.errstate(divide="ignore", invalid="ignore"):
                 eta = np.where(grad_sq > 0, self.eta_scale * np.sqrt(2.0 * n.log_ratio / grad_sq), 0.0)
-            _mirror_logits(y, g, n.sizes, n.offsets, eta, z)
+            mirror_logits(y, g, n.sizes, n.offsets, eta, z)
             y = project_nodes_unchecked(z, n.sizes, n.offsets, n.budgets, np.empty(y.size), log_input=True)
         return Solution(float(upper), float(lower), best_y, best_lam, it)

@@ -14,8 +14,15 @@ def _user_error(msg: str) -> int:
     return 2
 
 
+def _serve_epilog() -> str:
+    from ..runtime.live_policies import LIVE_POLICIES
+    from .common import policies_epilog
+
+    return policies_epilog(live=LIVE_POLICIES)
+
+
 def cmd_models_build(args) -> int:
-    from .models import build_models, format_table
+    from ..runtime.models import build_models, format_table
 
     warnings.filterwarnings("ignore", message=".*(converge|Maximum iterations).*")
     built = build_models(args.out, seed=args.seed, quick=args.quick)
@@ -26,9 +33,9 @@ def cmd_models_build(args) -> int:
 
 
 def _allocation(args, idn, params: dict) -> dict:
-    from ..cli import UserError
-    from .control import LIVE_POLICIES
-    from .launcher import allocation_from_policy, first_allocation
+    from .common import UserError
+    from ..runtime.live_policies import LIVE_POLICIES
+    from ..runtime.launcher import allocation_from_policy, first_allocation
 
     if args.allocation:
         try:
@@ -48,15 +55,16 @@ def _allocation(args, idn, params: dict) -> dict:
 
 
 def cmd_serve(args) -> int:
-    from ..cli import UserError, _load_scenario, _parse_params
-    from ..policies.base import make_policy
-    from .control import LIVE_POLICIES, MESSAGING, check_control_graph
-    from .launcher import Cluster, check_models, read_peers
-    from .routing import live_request_types
+    from .common import UserError, open_scenario, parse_params
+    from ..policies.registry import make_policy
+    from ..runtime.control import check_control_graph
+    from ..runtime.live_policies import LIVE_POLICIES, MESSAGING
+    from ..runtime.launcher import Cluster, check_models, read_peers
+    from ..runtime.routing import live_request_types
 
-    idn = _load_scenario(args.scenario)
+    idn = open_scenario(args.scenario)
     check_models(idn, args.models)
-    params = _parse_params(args.param)
+    params = parse_params(args.param)
     try:
         make_policy(args.policy, **params)  # unknown names and bad parameters: one line, before any node starts
     except ValueError as exc:
@@ -87,13 +95,13 @@ def cmd_serve(args) -> int:
 
 
 def cmd_load(args) -> int:
-    from ..cli import _load_scenario, _read_trace
+    from .common import open_scenario, open_trace
     from ..sim.inputs import check_trace_names, default_trace
-    from .load import format_report, run_load
+    from ..runtime.load import format_report, run_load
 
-    idn = _load_scenario(args.scenario)
+    idn = open_scenario(args.scenario)
     if args.trace:
-        trace = _read_trace(args.trace)
+        trace = open_trace(args.trace)
         check_trace_names(idn, trace)
     else:
         trace = default_trace(idn, max(1, int(args.duration / idn.slot_seconds)), args.seed)
@@ -112,13 +120,13 @@ def add_commands(sub) -> None:
     s.add_argument("--quick", action="store_true", help="4 smaller variants per task (for tests)")
     s.set_defaults(func=cmd_models_build)
 
-    s = sub.add_parser("serve", help="start the nodes of a scenario as local HTTP servers")
+    s = sub.add_parser("serve", help="start the nodes of a scenario as local HTTP servers", epilog_from=_serve_epilog)
     s.add_argument("scenario")
     s.add_argument("--models", required=True, help="a directory made by 'idn models build'")
     s.add_argument("--allocation", help="JSON: node id -> list of model ids (default: --policy's)")
     s.add_argument("--policy", default="static-greedy",
-                   help="infida: every node learns its allocation live (docs/live.md); any other policy: the simulator's "
-                        "allocation after --policy-slots, kept fixed (default static-greedy)")  # fmt: skip
+                   help="a policy marked 'live on every node' below learns live on every node (docs/live.md); any other: "
+                        "the simulator's allocation after --policy-slots, kept fixed (default static-greedy)")  # fmt: skip
     s.add_argument("--param", action="append", metavar="NAME=VALUE", help="policy parameter (repeatable), as in 'idn run'")
     s.add_argument("--deterministic", action="store_true",
                    help="slots end when 'idn load' has sent each slot's requests and ends it, not by the clock")

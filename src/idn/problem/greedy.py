@@ -23,6 +23,19 @@ from ..serving import _gain_kernel
 from .objective import Rows
 
 FIT_SLACK_MB = 1e-9
+TOL = 1e-12  # marginal gains below TOL * G_max count as zero (rounding noise)
+
+
+def listed_candidates(rows: Rows, fits: np.ndarray) -> np.ndarray:
+    """Flat pairs that may be set (fit their node) and appear on some list."""
+    listed = np.array([len(b) > 0 for b in rows.pair_blocks])
+    return np.flatnonzero(fits.reshape(-1) & listed)
+
+
+def rows_gain_max(rows: Rows) -> float:
+    first, last = rows.offsets[:-1], rows.offsets[1:] - 1
+    return float(rows.counts @ (rows.cost[last] - rows.cost[first]))
+
 
 
 @dataclass

@@ -23,7 +23,6 @@ fits), evaluated exactly on the trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,10 +30,9 @@ from numba import njit
 
 from .. import serving
 from ..model.request_types import RequestTypes
-from .lagrange import Lagrangian, RowSet
+from ..problem.static_rows import MAX_STATIC_ENTRIES, Progress, RowSet, static_rows
+from .lagrange import Lagrangian
 
-MAX_STATIC_ENTRIES = 4_000_000  # stacked (type, slot) entries kept exactly; past it, rows merge by count
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 @dataclass
@@ -47,57 +45,6 @@ class FastBounds:
     rows: int  # static rows after merging
     merged: bool
     iterations: dict = field(default_factory=dict)
-
-
-@njit(cache=True, nogil=True)
-def _accumulate(type_offsets, row_of_type, row_offsets, share, counts, m_share, m_counts):  # pragma: no cover - numba
-    """Add one slot's shares and counts into the merged rows (row_of_type[rho] < 0: no requests)."""
-    for rho in range(len(type_offsets) - 1):
-        j = row_of_type[rho]
-        if j < 0:
-            continue
-        m_counts[j] += counts[rho]
-        a, b = type_offsets[rho], row_offsets[j]
-        for k in range(type_offsets[rho + 1] - a - 1):  # the fallback's share stays 0: never read
-            m_share[b + k] += share[a + k]
-
-
-def _row_keys(trace: np.ndarray, exact: bool) -> np.ndarray:
-    """(T, R) row key per (slot, type) with requests, -1 without: the slot
-    itself (exact) or the request count (merged)."""
-    T = trace.shape[0]
-    key = np.broadcast_to(np.arange(T)[:, None], trace.shape) if exact else np.rint(trace).astype(np.int64)
-    return np.where(trace > 0, key, -1)
-
-
-def static_rows(rt: RequestTypes, trace: np.ndarray, index: np.ndarray, max_entries: int, progress: Progress | None):
-    """The static problem's rows (see the module docstring) and whether they
-    merge. index maps each entry to the state coordinate its rows read (the
-    free layout for the bound, rt.pair for a flat (V*M) allocation)."""
-    T, R = trace.shape
-    exact = int((trace > 0).sum(axis=0) @ rt.list_length) <= max_entries
-    keys = _row_keys(trace, exact)
-    # one row per distinct (type, key): type-major, so a type's rows are contiguous
-    flat = np.where(keys >= 0, np.arange(R)[None, :] * (keys.max() + 2) + keys, -1)
-    uniq, inv = np.unique(flat, return_inverse=True)
-    inv = inv.reshape(T, R)
-    if uniq.size and uniq[0] == -1:
-        inv = inv - 1  # -1 marks (slot, type) without requests
-        uniq = uniq[1:]
-    row_type = (uniq // (keys.max() + 2)).astype(np.int64)
-    lengths = rt.list_length[row_type]
-    offsets = np.zeros(len(row_type) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    src = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1] - rt.offsets[row_type], lengths)
-    share = np.zeros(offsets[-1])
-    counts = np.zeros(len(row_type))
-    for t in range(T):
-        _accumulate(rt.offsets, inv[t], offsets, serving.capacity_share(rt, trace[t]), trace[t], share, counts)
-        if progress and (t % 50 == 49 or t == T - 1):
-            progress("static rows", t + 1, T)
-    rows = RowSet(offsets, index[src], rt.cost[src], share, counts)
-    rows.row_type = row_type  # type-major: a type's rows are contiguous
-    return rows, not exact
 
 
 @njit(cache=True, nogil=True)
