@@ -165,7 +165,7 @@ def project_plain(y_hat, sizes, budget, min_y=1e-12):
     """Bregman projection onto {y in [0,1]^n : s.y = b} by sorting y_hat:
     min(1, c y_hat) with the k largest capped, k the first count for which the
     next one stays below 1. Zeros, the everything-fits case and the floor as
-    in idn.policies.projection."""
+    in idn.problem.projection."""
     n = len(y_hat)
     total = sum(sizes)
     if budget >= total:

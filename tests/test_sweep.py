@@ -196,7 +196,7 @@ def test_process_pool_equals_in_process(done_sweep, tmp_path):
 def test_ray_backend_equals_local(done_sweep, tmp_path):
     ray = pytest.importorskip("ray")
     path, out, _ = done_sweep
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning")
     try:
         s = run_sweep(path, tmp_path / "ray", backend="ray", progress=False)
     finally:

@@ -48,12 +48,17 @@ def _share_kernel(offsets, entry_type, pair, capacity, counts, n_pairs, share): 
 
 
 @numba.njit(cache=True, nogil=True)
-def _gain_kernel(offsets, pair, cost, share, counts, y, want_grad, grad):  # pragma: no cover - numba
-    """Returns the gain; adds the supergradient into grad when want_grad."""
+def _gain_kernel(offsets, pair, cost, share, counts, y, want_grad, grad, best_response=None):  # pragma: no cover - numba
+    """Returns the gain; adds the supergradient into grad when want_grad.
+    ``best_response`` (one per row, optional): C^K - C^{k*}, k* where the
+    prefix sum of l y reaches r (0 for a row without requests), the fast
+    bound's multiplier (:mod:`idn.upper_bounds.lagrange`)."""
     total = 0.0
     for t in range(len(offsets) - 1):
         r = counts[t]
         if r <= 0.0:
+            if best_response is not None:
+                best_response[t] = 0.0
             continue
         start, last = offsets[t], offsets[t + 1] - 1
         cum = 0.0
@@ -65,6 +70,8 @@ def _gain_kernel(offsets, pair, cost, share, counts, y, want_grad, grad):  # pra
                 break
             total += (cost[e + 1] - cost[e]) * cum
         total += r * (cost[last] - cost[kstar])
+        if best_response is not None:
+            best_response[t] = cost[last] - cost[kstar]
         if want_grad:
             c_star = cost[kstar]
             for e in range(start, kstar):

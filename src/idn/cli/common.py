@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-BOUND_CHOICES = ("auto", "lp", "fast", "none")  # idn.policies.bounds.BOUND_METHODS (not imported: keeps --help fast)
+BOUND_CHOICES = ("auto", "lp", "fast", "none")  # idn.upper_bounds.BOUND_METHODS (not imported: keeps --help fast)
 BOUND_HELP = "upper bounds: lp (HiGHS), fast (Lagrangian, no solver), auto (lp while small), none"
 
 

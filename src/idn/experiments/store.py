@@ -164,14 +164,20 @@ def _check_fingerprint(path: Path, row: pd.Series, key_column: str, key: str, pa
     return None
 
 
+def _read_result(path: Path, columns: list[str], key_column: str, key: str, params: dict):
+    """(table, problem): a one-row result file, read and checked against the
+    task it claims to be (its key and every parameter)."""
+    df, problem = _read_one(path, columns)
+    if problem:
+        return df, problem
+    if len(df) != 1:
+        return df, f"{path}: {len(df)} rows, expected 1"
+    return df, _check_fingerprint(path, df.iloc[0], key_column, key, params)
+
+
 def _check_run(out: Path, run_id: str, params: dict) -> str | None:
     path = out / "runs" / f"{run_id}.parquet"
-    df, problem = _read_one(path, RUN_RESULT_COLUMNS)
-    if problem:
-        return problem
-    if len(df) != 1:
-        return f"{path}: {len(df)} rows, expected 1"
-    problem = _check_fingerprint(path, df.iloc[0], "run_id", run_id, params)
+    df, problem = _read_result(path, RUN_RESULT_COLUMNS, "run_id", run_id, params)
     if problem:
         return problem
     if not math.isfinite(float(df["total_gain"].iloc[0])):
@@ -190,13 +196,7 @@ def _check_run(out: Path, run_id: str, params: dict) -> str | None:
 
 
 def _check_bound(out: Path, key: str, params: dict) -> str | None:
-    path = out / "bounds" / f"{key}.parquet"
-    df, problem = _read_one(path, BOUND_RESULT_COLUMNS)
-    if problem:
-        return problem
-    if len(df) != 1:
-        return f"{path}: {len(df)} rows, expected 1"
-    return _check_fingerprint(path, df.iloc[0], "bound_key", key, params)
+    return _read_result(out / "bounds" / f"{key}.parquet", BOUND_RESULT_COLUMNS, "bound_key", key, params)[1]
 
 
 def _read_all(paths: list[Path], skipped: list[str] | None = None, columns: list[str] = ()) -> pd.DataFrame:

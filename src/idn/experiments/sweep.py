@@ -160,7 +160,9 @@ def _ray(scenarios: dict[str, IDN], tasks: list[Task], jobs: int, ray_address: s
         if ray_address:
             ray.init(address=ray_address, logging_level="warning")
         else:
-            ray.init(num_cpus=jobs if jobs > 1 else None, include_dashboard=False, logging_level="warning")
+            # address="local": a Ray of our own, even when another one runs on this machine (plain
+            # ray.init() would join it, and refuse num_cpus); --ray-address joins a cluster on purpose
+            ray.init(address="local", num_cpus=jobs if jobs > 1 else None, include_dashboard=False, logging_level="warning")
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(execute)
         refs = {name: ray.put(idn) for name, idn in scenarios.items()}

@@ -43,234 +43,24 @@ each, naming the key path and the value.
 
 from __future__ import annotations
 
-import inspect
-import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import networkx as nx
-import numpy as np
 from pydantic import ValidationError
 
 from . import topology as topo
-from .catalog import catalog as load_catalog
-from .network import IDN, Model, Node
+from .network import IDN
+from .scenario_sections import topology_section, nodes_section, links_section, catalog_section, tasks_section
 from .scenario_spec import (
-    GenerateSpec,
-    LinkSpec,
-    ModelSpec,
-    NodeSpec,
     ScenarioError,
     ScenarioSpec,
-    TaskSpec,
     did_you_mean,
     show,
     pydantic_messages,
-    validate_item,
 )
 
 __all__ = ["ScenarioError", "load_default_scenario", "load_scenario", "scenario_from_dict"]
-
-# ---- pieces -----------------------------------------------------------------
-
-_GENERATORS = topo.BUILDERS  # plus plug-ins: a key "package.module:function" (topo.builder)
-
-
-def _topology(spec: dict, errors: list[str]) -> tuple[list[dict], list[dict]]:
-    kinds = [k for k in spec if k in _GENERATORS or ":" in str(k)]
-    if len(kinds) != 1:
-        errors.append(
-            f"topology: must name exactly one generator ({', '.join(_GENERATORS)}, or package.module:function), got keys {sorted(spec)}"
-        )
-        return [], []
-    kind = kinds[0]
-    try:
-        fn, value = topo.builder(kind), spec[kind]
-    except ValueError as exc:  # a bad plug-in reference: one line
-        errors.append(f"topology: {exc}")
-        return [], []
-    rest = {k: v for k, v in spec.items() if k != kind}
-    if kind == "topozoo":
-        where, args, kwargs = "topology", [value], rest
-        if not isinstance(value, str):
-            errors.append(f"topology.topozoo: must be a topology name, got {value!r}")
-            return [], []
-    else:
-        if value is not None and not isinstance(value, dict):
-            errors.append(f"topology.{kind}: must be a mapping of parameters, got {value!r}")
-            return [], []
-        where, args, kwargs = f"topology.{kind}", [], {**(value or {}), **rest}
-    params = [p for p in inspect.signature(fn).parameters if p != "name"]
-    bad = [k for k in kwargs if k not in params]
-    for k in bad:
-        errors.append(f"{where}.{k if str(k).isprintable() else repr(k)}: unknown parameter{did_you_mean(k, params)} (parameters: {', '.join(params)})")
-    if bad:
-        return [], []
-    try:
-        return fn(*args, **kwargs)
-    except (ValueError, TypeError, AttributeError) as exc:
-        msg = str(exc)
-        head = re.match(r"(\w+)[.:]", msg)
-        if head and head.group(1) in params:
-            errors.append(f"{where}.{msg}")
-        else:
-            errors.append(f"topology.{kind}: {msg}" if msg.startswith("unknown topology") else f"{where}: {msg}")
-        return [], []
-
-
-def _nodes(spec: ScenarioSpec, gen_nodes: list[dict], errors: list[str]) -> tuple[list[tuple[str, Node]], set[str]]:
-    """[(where, Node)] in order, and every id mentioned (valid or not), so that
-    one bad node does not also make each link to it an error."""
-    generated = {n["id"]: (f"topology node {n['id']!r}", n) for n in gen_nodes}
-    merged: dict[str, tuple[str, dict]] = dict(generated)
-    known = set(generated)
-    first: dict[str, int] = {}
-    for i, raw in enumerate(spec.nodes):
-        where = f"nodes[{i}]"
-        if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-            known.add(raw["id"])
-        ns = validate_item(NodeSpec, raw, where, errors)
-        if ns is None:
-            continue
-        if ns.id in first:
-            errors.append(f"{where}.id: duplicate node id {ns.id!r} (also nodes[{first[ns.id]}])")
-            continue
-        first[ns.id] = i
-        if ns.id in generated:
-            merged[ns.id] = (where, generated[ns.id][1] | ns.model_dump(exclude_unset=True))
-        elif ns.tier is None:
-            if spec.topology is None or gen_nodes:  # else the topology's error says it all
-                errors.append(f"{where}.tier: required" + (" (not a topology node)" if generated else ""))
-        else:
-            merged[ns.id] = (where, ns.model_dump())
-    out = []
-    for where, fields in merged.values():
-        ns = validate_item(NodeSpec, fields, where, errors)
-        if ns is not None:
-            out.append((where, Node(**ns.model_dump())))
-    return out, known
-
-
-def _links(spec: ScenarioSpec, gen_links: list[dict], known: set[str], errors: list[str]) -> dict:
-    """{frozenset({a, b}): (a, b, latency_ms)}; a listed link replaces a generated one."""
-    links = {frozenset((ln["a"], ln["b"])): (ln["a"], ln["b"], float(ln["latency_ms"])) for ln in gen_links}
-    first: dict[frozenset, int] = {}
-    for i, raw in enumerate(spec.links):
-        where = f"links[{i}]"
-        ls = validate_item(LinkSpec, raw, where, errors)
-        if ls is None:
-            continue
-        ok = True
-        for end in ("a", "b"):
-            node = getattr(ls, end)
-            if node not in known and (spec.topology is None or gen_links):
-                errors.append(f"{where}.{end}: unknown node {node!r}{did_you_mean(node, known)}")
-            ok = ok and node in known
-        if ls.a == ls.b:
-            errors.append(f"{where}: link from node {ls.a!r} to itself")
-            ok = False
-        key = frozenset((ls.a, ls.b))
-        if key in first:
-            errors.append(f"{where}: duplicate link {ls.a!r}-{ls.b!r} (also links[{first[key]}])")
-            ok = False
-        if ok:
-            first[key] = i
-            links[key] = (ls.a, ls.b, ls.latency_ms)
-    return links
-
-
-def _catalog(spec: ScenarioSpec, base_dir: Path | None, errors: list[str]) -> dict:
-    if spec.catalog is None:
-        return load_catalog()
-    path = Path(spec.catalog)
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
-    try:
-        return load_catalog(path)
-    except ValueError as exc:
-        errors.append(f"catalog: {exc}")
-        return {}
-
-
-def _catalog_model(name: str, task: str, cat: dict) -> Model:
-    e = cat[name]
-    return Model(f"{task}/{name}", task, e.accuracy, e.size_mb, dict(e.service_ms))
-
-
-def _generated_tasks(raw: Any, cat: dict, errors: list[str]) -> list:
-    """Section 10's tasks: each its own copies of a seeded random subset of the catalog."""
-    gen = validate_item(GenerateSpec, raw, "tasks.generate", errors)
-    if gen is None or not cat:
-        return []
-    pool = list(cat) if gen.architectures is None else list(dict.fromkeys(gen.architectures))
-    unknown = [n for n in pool if n not in cat]
-    for n in unknown:
-        errors.append(f"tasks.generate.architectures: unknown catalog model {n!r}{did_you_mean(n, cat)}")
-    lo, hi = gen.models_per_task
-    if hi > len(pool):
-        errors.append(f"tasks.generate.models_per_task: at most {len(pool)} architectures available, got {[lo, hi]}")
-    if unknown or hi > len(pool):
-        return []
-    rng = np.random.default_rng(gen.seed)
-    out = []
-    for t in range(gen.count):
-        pick = np.sort(rng.choice(len(pool), size=int(rng.integers(lo, hi + 1)), replace=False))
-        tid = f"task-{t}"
-        out.append(("tasks.generate", tid, [("tasks.generate", _catalog_model(pool[j], tid, cat)) for j in pick]))
-    return out
-
-
-def _tasks(spec: ScenarioSpec, cat: dict, errors: list[str]) -> list[tuple[str, str, list[tuple[str, Model]]]]:
-    """[(where, task id, [(where, Model)])]."""
-    if spec.tasks is None:
-        errors.append("tasks: required (a list of tasks, or {generate: {...}})")
-        return []
-    if isinstance(spec.tasks, dict):
-        if set(spec.tasks) != {"generate"}:
-            errors.append(f"tasks: a mapping must be {{generate: {{...}}}}, got keys {sorted(spec.tasks)}")
-            return []
-        return _generated_tasks(spec.tasks["generate"], cat, errors)
-    if not isinstance(spec.tasks, list):
-        errors.append(f"tasks: must be a list of tasks or {{generate: {{...}}}}, got {show(spec.tasks)}")
-        return []
-    out, first_task = [], {}
-    for i, raw in enumerate(spec.tasks):
-        where = f"tasks[{i}]"
-        ts = validate_item(TaskSpec, raw, where, errors)
-        if ts is None:
-            continue
-        if ts.id in first_task:
-            errors.append(f"{where}.id: duplicate task id {ts.id!r} (also tasks[{first_task[ts.id]}])")
-            continue
-        first_task[ts.id] = i
-        if not ts.models:
-            errors.append(f"{where} {ts.id!r}: has no model")
-        models, first_model = [], {}
-        for j, mraw in enumerate(ts.models):
-            mwhere = f"{where}.models[{j}]"
-            if isinstance(mraw, str):
-                if mraw not in cat:
-                    errors.append(f"{mwhere}: unknown catalog model {mraw!r}{did_you_mean(mraw, cat)}")
-                    continue
-                local, model = mraw, _catalog_model(mraw, ts.id, cat)
-            else:
-                ms = validate_item(ModelSpec, mraw, mwhere, errors)
-                if ms is None:
-                    continue
-                local = ms.id
-                model = Model(f"{ts.id}/{ms.id}", ts.id, ms.accuracy, ms.size_mb, dict(ms.service_ms))
-            if local in first_model:
-                errors.append(f"{mwhere}: duplicate model id {local!r} in task {ts.id!r} (also models[{first_model[local]}])")
-                continue
-            first_model[local] = j
-            models.append((mwhere, model))
-        out.append((where, ts.id, models))
-    return out
-
-
-# ---- assembly -----------------------------------------------------------------
-
 
 def scenario_from_dict(d: dict, base_dir: str | Path | None = None, *, default_name: str = "scenario") -> IDN:
     """Validate a scenario given as a dict; ``base_dir`` resolves relative paths
@@ -290,13 +80,13 @@ def scenario_from_dict(d: dict, base_dir: str | Path | None = None, *, default_n
 
     n_before = len(errors)
     _check_size(spec)  # before generating anything: a tree of 10^6 nodes is refused in a second, with the estimate
-    gen_nodes, gen_links = _topology(spec.topology, errors) if spec.topology is not None else ([], [])
-    placed, known = _nodes(spec, gen_nodes, errors)
+    gen_nodes, gen_links = topology_section(spec.topology, errors) if spec.topology is not None else ([], [])
+    placed, known = nodes_section(spec, gen_nodes, errors)
     nodes_ok = len(errors) == n_before
-    links = _links(spec, gen_links, known, errors)
+    links = links_section(spec, gen_links, known, errors)
     graph_ok = len(errors) == n_before  # else "no path" would mostly repeat those errors
-    cat = _catalog(spec, base_dir, errors)
-    tasks = _tasks(spec, cat, errors)
+    cat = catalog_section(spec, base_dir, errors)
+    tasks = tasks_section(spec, cat, errors)
     nodes = [n for _, n in placed]
 
     hardware = {}

@@ -1,5 +1,5 @@
 """Lazy greedy for the allocation problem of section 7: maximize a monotone
-submodular F (a stack of rows, :mod:`idn.policies.objective`) under one
+submodular F (a stack of rows, :mod:`.objective`) under one
 knapsack per node.
 
 Laziness: a candidate's key is an upper bound of its marginal gain; only the

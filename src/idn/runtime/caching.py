@@ -2,7 +2,7 @@
 through it (docs/live.md, "Which policies run where").
 
 A node counts, during the slot, what the simulator's ``lfu``/``lru``
-observe (:func:`idn.policies.local._observe`), from real requests:
+observe (:func:`idn.policies.heuristics.caching._observe`), from real requests:
 - a **hit** for (v, m) when v serves a request with m;
 - a **miss** for (v, m) when a request passes through v, m is the cheapest
   entry of the request's list at v, v does not host m, and the request was
@@ -10,7 +10,7 @@ observe (:func:`idn.policies.local._observe`), from real requests:
 
 At the slot's end it sends its counts up the paths (the capacity
 reservations need them, as in a static IDN), then runs the policy's own
-update (:meth:`idn.policies.local._Caching.update`: scores, admission and
+update (:meth:`idn.policies.heuristics.caching._Caching.update`: scores, admission and
 eviction) on its row, swaps the allocation in and announces it. No control
 messages: a cache decides alone, as a model server does.
 """

@@ -6,15 +6,15 @@ At the end of each slot t a node
    (its *predecessors*), appends its own candidate entries (node, model,
    hop, cost, share l, state y) to each request type's message, and sends
    one bundle to each node after it (its *successors*); at the last node of
-   a path it finds the cut-off k* and C^{k*} (:func:`..policies.messages.cutoff`);
+   a path it finds the cut-off k* and C^{k*} (:func:`..policies.infida.messages.cutoff`);
 3. **downward**: waits for the cut-offs from its successors and passes them
    on to its predecessors, one bundle each;
-4. adds up its own supergradient terms (:func:`..policies.messages.local_terms`)
+4. adds up its own supergradient terms (:func:`..policies.infida.messages.local_terms`)
    and runs INFIDA's step on its own slice of the state
-   (:meth:`..policies.infida.Infida.learn_supergradient`): the simulator's code;
+   (:meth:`..policies.infida.policy.Infida.learn_supergradient`): the simulator's code;
 5. loads and unloads models, swaps the allocation and announces it.
 
-Messages are those of :mod:`..policies.messages`, so a type with requests
+Messages are those of :mod:`..policies.infida.messages`, so a type with requests
 costs 2(J - 1) of them per slot, as the simulator counts; the messages a node
 sends to one neighbour in one phase travel in one HTTP call (a bundle, sent
 even when empty: the receiver knows whom it waits for). The predecessor and

@@ -30,37 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .. import serving
 from ..problem.mirror import NodeStates, dual_norms, mirror_logits
 from ..problem.projection import project_nodes_unchecked
 from ..problem.static_rows import RowSet
-
-
-@njit(cache=True, nogil=True)
-def _primal_dual(offsets, index, cost, share, counts, y, grad, lam):  # pragma: no cover - numba
-    """F(y) = sum_j G_j(y) (returned), its supergradient added into grad, and
-    the best response lam_j = C^K - C^{k*} (k*: where the prefix sum of l y
-    reaches r). The same pass as serving's gain kernel, which has no lam."""
-    total = 0.0
-    for j in range(len(offsets) - 1):
-        r = counts[j]
-        start, last = offsets[j], offsets[j + 1] - 1
-        if r <= 0.0:
-            lam[j] = 0.0
-            continue
-        cum = 0.0
-        kstar = last
-        for e in range(start, last):
-            cum += share[e] * y[index[e]]
-            if cum >= r:
-                kstar = e
-                break
-            total += (cost[e + 1] - cost[e]) * cum
-        c_star = cost[kstar]
-        total += r * (cost[last] - c_star)
-        lam[j] = cost[last] - c_star
-        for e in range(start, kstar):
-            grad[index[e]] += share[e] * (c_star - cost[e])
-    return total
 
 
 @njit(cache=True, nogil=True)
@@ -171,7 +144,7 @@ class Lagrangian:
             upper, best_lam = self.dual(rows, lam0), np.array(lam0, dtype=float)
         for it in range(1, max_iter + 1):
             g[:] = 0.0
-            f = _primal_dual(rows.offsets, rows.index, rows.cost, rows.share, rows.counts, y, g, lam_t)
+            f = serving._gain_kernel(rows.offsets, rows.index, rows.cost, rows.share, rows.counts, y, True, g, lam_t)
             if f > lower:
                 lower, best_y = f, y
             d = f + self.knapsack(g, y)[1]  # = D(lambda(y)), docs/model.md

@@ -171,6 +171,9 @@ def _mean(rate: float, weights: np.ndarray, popularity: np.ndarray) -> np.ndarra
 
 
 # ---- generators -----------------------------------------------------------
+# Every generator spells out its whole signature (sources, tasks, slots, seed, rate, zipf, source_weights,
+# ranking, then its own), although they repeat: workloads.spec checks a workload file's parameters
+# against inspect.signature, and the signature is what docs and --help show. **kwargs would hide them.
 def stationary(
     sources: Sequence[str],
     tasks: Sequence[str],
