@@ -80,7 +80,7 @@ class Serve:
     def __init__(self, scenario: Path, models: Path, run: Path, extra: list[str], timeout: float = 900.0):
         self.run = run
         cmd = [sys.executable, "-m", "idn.cli", "serve", str(scenario), "--models", str(models), "--run-dir", str(run),
-               "--deterministic", "--latency-scale", "0", *extra]  # fmt: skip
+               "--deterministic", "--latency-scale", "0", "--no-dashboard", *extra]  # fmt: skip
         t0 = time.perf_counter()
         pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
         self.proc = subprocess.Popen(cmd, start_new_session=True, **pipe)

@@ -51,7 +51,7 @@ def write_json(path: Path, data) -> Path:
 @contextmanager
 def serving(scenario: Path, models: Path, run_dir: Path, allocation: dict | None, extra=(), timeout: float = 300.0):
     """Start ``idn serve`` and wait for its ready line; yield {node id: node}
-    from nodes.json and the launcher's Popen. On exit: SIGTERM to the launcher, then SIGKILL to the
+    from nodes.json and the launcher's Popen (its lines up to ready in ``proc.lines``). On exit: SIGTERM to the launcher, then SIGKILL to the
     launcher's process group and to any node it left behind."""
     cmd = [*IDN, "serve", str(scenario), "--models", str(models), "--run-dir", str(run_dir), *extra]
     if allocation is not None:  # None: the policy in extra chooses (live INFIDA)
@@ -60,9 +60,10 @@ def serving(scenario: Path, models: Path, run_dir: Path, allocation: dict | None
     nodes = {}
     try:
         deadline = time.time() + timeout
-        line = ""
+        line, proc.lines = "", []
         while "ready" not in line:
             line = proc.stdout.readline()
+            proc.lines.append(line)
             if not line and proc.poll() is not None:
                 raise RuntimeError(f"idn serve exited with {proc.returncode}")
             if time.time() > deadline:

@@ -1,5 +1,5 @@
 """Sub-commands of the live IDN (``idn models build``, ``idn serve``,
-``idn load``); registered into the main parser by idn.cli."""
+``idn load``, ``idn dashboard``); registered into the main parser by idn.cli."""
 
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ def cmd_serve(args) -> int:
     from .common import UserError, open_scenario, parse_params
     from ..policies.registry import make_policy
     from ..runtime.control import check_control_graph
+    from ..runtime.dashboard.process import DashboardProcess
     from ..runtime.live_policies import LIVE_POLICIES, MESSAGING
     from ..runtime.launcher import Cluster, check_models, read_peers
     from ..runtime.routing import live_request_types
@@ -87,11 +88,37 @@ def cmd_serve(args) -> int:
                       latency_scale=args.latency_scale, deterministic=args.deterministic,
                       policy={"name": args.policy, "params": params, "seed": args.seed} if live else None,
                       control_hop_timeout_s=args.control_hop_timeout)  # fmt: skip
+    dashboard = None if args.no_dashboard else DashboardProcess(args.run_dir, port=args.dashboard_port)
     cluster.start()
+    if dashboard is not None:
+        print(f"dashboard: {dashboard.start().url}", flush=True)
     try:
         return cluster.run_until_signal(args.ready_timeout)
     except RuntimeError as exc:
         return _user_error(str(exc))
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
+
+
+def cmd_dashboard(args) -> int:
+    import asyncio
+    import webbrowser
+
+    from ..runtime.dashboard.collect import read_run_files
+    from ..runtime.dashboard.process import DashboardProcess
+    from ..runtime.dashboard.server import serve
+
+    read_run_files(args.run_dir)  # a run dir that is not one: one line, before anything listens
+    dash = DashboardProcess(args.run_dir, host=args.host, port=args.port)
+
+    def ready():
+        print(f"dashboard: {dash.url}", flush=True)
+        if args.open:
+            webbrowser.open(dash.url)
+
+    asyncio.run(serve(args.run_dir, dash.sock, ready=ready))
+    return 0
 
 
 def cmd_load(args) -> int:
@@ -142,7 +169,16 @@ def add_commands(sub) -> None:
     s.add_argument("--epoch", type=float, help="unix time of slot 0 (same on every host; default now)")
     s.add_argument("--hop-timeout", type=float, default=2.0, help="seconds before a silent next hop is skipped")
     s.add_argument("--latency-scale", type=float, default=1.0, help="multiply the emulated link latencies (0: none)")
+    s.add_argument("--dashboard-port", type=int, default=0, help="port of the dashboard page on 127.0.0.1 (default: a free one)")
+    s.add_argument("--no-dashboard", action="store_true", help="start no dashboard (benchmarks)")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("dashboard", help="serve the live dashboard page of a running IDN (RUN: its run dir)")
+    s.add_argument("run_dir", help="the --run-dir of a running 'idn serve'")
+    s.add_argument("--port", type=int, default=0, help="port on --host (default: a free one)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--open", action="store_true", help="also open the page in the default web browser")
+    s.set_defaults(func=cmd_dashboard)
 
     s = sub.add_parser("load", help="replay a trace against running nodes; compare with the simulator")
     s.add_argument("scenario")

@@ -24,6 +24,7 @@ import pandas as pd
 from ..output_names import with_aliases
 from ..model.network import IDN, TIERS
 from .launcher import LOOPBACK
+from .load_feed import LoadFeed, predicted_rows
 from .node_parts import SlotClock
 
 
@@ -72,8 +73,10 @@ def schedule(trace: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
 
 async def _replay(reqs: pd.DataFrame, urls: dict, inputs: dict, clock: SlotClock | None, k0: int, deadline: float,
-                  concurrency: int, timeout_s: float, session=None, cursor: dict | None = None) -> list[dict]:  # fmt: skip
-    """Send each request at its time (clock None: now), return one record each."""
+                  concurrency: int, timeout_s: float, session=None, cursor: dict | None = None,
+                  on_record=None) -> list[dict]:  # fmt: skip
+    """Send each request at its time (clock None: now), return one record each
+    (also handed to ``on_record`` as it comes: the dashboard's feed)."""
     import aiohttp
 
     cursor = cursor if cursor is not None else {t: 0 for t in inputs}
@@ -93,6 +96,8 @@ async def _replay(reqs: pd.DataFrame, urls: dict, inputs: dict, clock: SlotClock
                 rec.update(status=None, body={"error": f"{type(exc).__name__}: {exc}"})
             rec["ms"] = (time.perf_counter() - t0) * 1000.0
             out.append(rec)
+            if on_record is not None:
+                on_record(rec)
 
     async def send_all(session):
         tasks = []
@@ -116,7 +121,7 @@ async def _replay(reqs: pd.DataFrame, urls: dict, inputs: dict, clock: SlotClock
 
 
 async def _drive(reqs: pd.DataFrame, urls: dict, inputs: dict, token: str, k0: int, n_slots: int, deadline: float,
-                 concurrency: int, timeout_s: float) -> tuple[list[dict], list[list[dict]]]:  # fmt: skip
+                 concurrency: int, timeout_s: float, on_record=None) -> tuple[list[dict], list[list[dict]]]:  # fmt: skip
     """Deterministic mode: each slot's requests, all answered, then ``POST
     /v1/slot`` at every node (concurrently: their rounds talk to each other)."""
     import aiohttp
@@ -133,7 +138,7 @@ async def _drive(reqs: pd.DataFrame, urls: dict, inputs: dict, token: str, k0: i
                 break
             rows = by_slot.get(t, reqs.iloc[:0])
             recs += await _replay(rows.assign(offset=0.0), urls, inputs, None, 0, deadline, concurrency, timeout_s,
-                                  session=session, cursor=cursor)  # fmt: skip
+                                  session=session, cursor=cursor, on_record=on_record)  # fmt: skip
 
             async def end(url):
                 async with session.post(f"{url}/v1/slot", json={"end": k0 + t}, headers=headers) as r:
@@ -146,9 +151,10 @@ async def _drive(reqs: pd.DataFrame, urls: dict, inputs: dict, token: str, k0: i
     return recs, rounds
 
 
-def simulate(idn: IDN, trace: pd.DataFrame, allocation: dict, policy: dict | None = None) -> dict:
+def simulate(idn: IDN, trace: pd.DataFrame, allocation: dict, policy: dict | None = None, per_slot: bool = False) -> dict:
     """The simulator's prediction: the slot loop with the Fixed policy, or
-    with the live policy's own code, parameters and seed."""
+    with the live policy's own code, parameters and seed (``per_slot``: its
+    rows per slot too, for RUN/load.json)."""
     from ..policies.simple import Fixed
     from ..policies.registry import make_policy
     from ..sim.inputs import count_matrix, request_types_for
@@ -163,10 +169,11 @@ def simulate(idn: IDN, trace: pd.DataFrame, allocation: dict, policy: dict | Non
     s = res.summary()
     total = float(res.slots["requests"].sum())
     tiers = {t: float(res.slots[f"served_{t}"].sum()) / total if total else 0.0 for t in TIERS}
-    per_slot = (res.slots["cost"] / res.slots["requests"].where(res.slots["requests"] > 0)).fillna(0.0)
-    return {"served_per_tier": tiers, "mean_accuracy": s["mean_accuracy"], "mean_latency_ms": s["mean_latency_ms"],
-            "requests": total, "mean_cost": float(res.slots["cost"].sum() / total) if total else 0.0,
-            "mean_cost_per_slot": per_slot.tolist()}  # fmt: skip
+    cost_per_slot = (res.slots["cost"] / res.slots["requests"].where(res.slots["requests"] > 0)).fillna(0.0)
+    out = {"served_per_tier": tiers, "mean_accuracy": s["mean_accuracy"], "mean_latency_ms": s["mean_latency_ms"],
+           "requests": total, "mean_cost": float(res.slots["cost"].sum() / total) if total else 0.0,
+           "mean_cost_per_slot": cost_per_slot.tolist()}  # fmt: skip
+    return {**out, "per_slot": predicted_rows(res.slots)} if per_slot else out
 
 
 def live_allocation(nodes: list[dict], fallback: dict) -> dict:
@@ -206,33 +213,44 @@ def run_load(idn: IDN, run_dir, trace: pd.DataFrame, rate_scale: float = 1.0, du
     allocation = live_allocation(nodes, cfg.get("allocation") or {})
     reqs = schedule(trace, seed)
     n_slots = int(trace["slot"].max()) + 1 if len(trace) else 0
+    # the prediction before the first request, so the dashboard draws it from the start (RUN/load.json)
+    predicted = simulate(idn, trace, allocation, cfg.get("policy"), per_slot=True)
+    feed_rows = predicted.pop("per_slot")
     if cfg.get("deterministic"):
         k0 = int(_get_json(nodes[0]["url"], "/v1/state")["slot"])
+        feed = LoadFeed(run_dir, idn, k0, n_slots, feed_rows, *served_cost(idn), info=_feed_info(cfg, rate_scale)).start()
         token = (Path(run_dir) / "token").read_text().strip()
         # bounded in time: the slots' own length plus a minute's grace for the rounds
         deadline = time.time() + duration + 60.0
-        recs, rounds = asyncio.run(_drive(reqs, urls, inputs, token, k0, n_slots, deadline, concurrency, timeout_s))
+        recs, rounds = asyncio.run(_drive(reqs, urls, inputs, token, k0, n_slots, deadline, concurrency, timeout_s, feed.add))
         histories = {n["id"]: r for n, r in zip(nodes, zip(*rounds))} if rounds else {}
         sent = len(rounds)
     else:
         clock = SlotClock(cfg["epoch"], idn.slot_seconds)
         k0 = clock.now() + 1
         deadline = clock.start(k0) + duration
-        recs = asyncio.run(_replay(reqs, urls, inputs, clock, k0, deadline, concurrency, timeout_s))
+        feed = LoadFeed(run_dir, idn, k0, n_slots, feed_rows, *served_cost(idn), info=_feed_info(cfg, rate_scale)).start()
+        recs = asyncio.run(_replay(reqs, urls, inputs, clock, k0, deadline, concurrency, timeout_s, on_record=feed.add))
         sent = int(reqs["slot"].max()) + 1 if len(reqs) else 0
         if cfg.get("policy"):  # the last slot's round ends a little after its boundary
             time.sleep(max(0.0, clock.start(k0 + sent + 1) - time.time()))
         histories = {n["id"]: _get_json(n["url"], "/v1/history", []) for n in nodes}
     report = summarize(idn, nodes, recs, files)
     sent_slots = trace[trace["slot"] < sent]
-    report["simulated"] = simulate(idn, sent_slots, allocation, cfg.get("policy"))
+    report["simulated"] = predicted if sent == n_slots else simulate(idn, sent_slots, allocation, cfg.get("policy"))
     report["slots"] = per_slot(idn, recs, histories, k0, sent, report["simulated"])
     report["allocation"] = live_allocation(nodes, cfg.get("allocation") or {}) if cfg.get("policy") else allocation
     report["policy"] = cfg.get("policy") or {"name": "fixed"}
     report["deterministic"] = bool(cfg.get("deterministic"))
     # the names renamed in 0.2.0, under their old names too until 0.3.0 (idn.output_names)
     report["simulated"] = with_aliases(report["simulated"], {"accuracy": "mean_accuracy"})
+    feed.close({k: report[k] for k in ("sent", "answered", "errors", "lost", "latency_ms", "served_per_tier")})
     return with_aliases(report, {"accuracy": "measured_accuracy", "catalog_accuracy": "mean_accuracy"})
+
+
+def _feed_info(cfg: dict, rate_scale: float) -> dict:
+    return {"policy": (cfg.get("policy") or {"name": "fixed"})["name"], "deterministic": bool(cfg.get("deterministic")),
+            "rate_scale": rate_scale}  # fmt: skip
 
 
 def _get_json(url: str, route: str, default=None):

@@ -141,7 +141,12 @@ class ControlEndpoints:
         return web.json_response(rec)
 
     async def get_history(self, request: web.Request) -> web.Response:
-        return web.json_response(list(self.control.history) if self.control is not None else [])
+        """The rounds' records; ``?since=t``: those of slots >= t only (the dashboard polls with it)."""
+        since = request.query.get("since", "0")
+        if not since.isdigit() or len(since) > 15:
+            return bad_request(400, f"'since' must be a slot (an integer >= 0), got {since!r}")
+        records = self.control.history if self.control is not None else []
+        return web.json_response([r for r in records if r["slot"] >= int(since)])
 
     def control_state(self) -> dict:
         return self.control.state() if self.control is not None else {}
