@@ -184,18 +184,16 @@ def check_against_the_sources(snap: dict, report: dict, nodes: dict) -> None:
 
 def check_y(url: str, nodes: dict) -> None:
     """INFIDA's y per node on the page's heatmap: for slot s, the y the node
-    reported with next_round = s (the state its slot-s allocation came from)."""
+    reported with next_round = s (the state its slot-s allocation came from);
+    the page shows whole slots, so slot s once s is over."""
     for n in ("ap-1", "edge-1"):
-        for _ in range(10):  # a poll can miss a round on a busy machine: a few tries, bounded
-            st = _get(f"{nodes[n]['url']}/v1/state")
-            snap = _get(f"{url}api/snapshot")
-            s, ys = st["next_round"], snap["nodes"][n]["y"]
-            if s in snap["slots"] and all(v[snap["slots"].index(s)] is not None for v in ys.values()):
-                assert {m: v[snap["slots"].index(s)] for m, v in ys.items()} == pytest.approx(st["y"], abs=1e-12)
-                break
-            time.sleep(0.3)
-        else:
-            raise AssertionError(f"{n}: the dashboard never showed the y of slot {s}")
+        st = _get(f"{nodes[n]['url']}/v1/state")
+        s = st["next_round"]
+        snap = _until(lambda: (lambda sn: sn if s in sn["slots"] else None)(_get(f"{url}api/snapshot")), 6.0)
+        assert snap, f"slot {s} never reached the page"
+        col = {m: v[snap["slots"].index(s)] for m, v in snap["nodes"][n]["y"].items()}
+        assert col == pytest.approx(st["y"], abs=1e-12), n
+        assert snap["nodes"][n]["y_now"].keys() == st["y"].keys()
 
 
 def check_idn_dashboard_and_the_api(run_dir: Path, served_url: str, nodes: dict) -> None:

@@ -96,13 +96,25 @@ class Collector:
 
     # ---- polling ------------------------------------------------------------------------
     async def run(self, session: aiohttp.ClientSession) -> None:
-        while True:
-            t0 = time.monotonic()
-            await self.poll(session)
-            await asyncio.sleep(max(0.05, self.interval_s - (time.monotonic() - t0)))
+        """One loop per node (a silent node, waited for until the timeout, delays no other) and one for the feed."""
+
+        async def every(step):
+            while True:
+                t0 = time.monotonic()
+                await step()
+                await asyncio.sleep(max(0.05, self.interval_s - (time.monotonic() - t0)))
+
+        async def feed():
+            self._tick()
+
+        await asyncio.gather(*(every(lambda v=v: self._poll_node(session, v)) for v in self.views.values()), every(feed))
 
     async def poll(self, session: aiohttp.ClientSession) -> None:
+        """Every node and the feed once."""
         await asyncio.gather(*(self._poll_node(session, v) for v in self.views.values()))
+        self._tick()
+
+    def _tick(self) -> None:
         self._read_feed()
         self.polls += 1
         self.updated = time.time()
@@ -198,8 +210,9 @@ class Collector:
 
     def snapshot(self, window: int = 60) -> dict:
         window = max(1, min(int(window), KEEP_SLOTS))
-        lo = max(self.now - window + 1, self._first_active() - 2)
-        slots = list(range(lo, self.now + 1))
+        # whole slots only: the one in progress has part of its requests, and its round is still to come
+        lo = max(self.now - window, self._first_active() - 2)
+        slots = list(range(min(lo, self.now - 1), self.now))
         policy = self.cfg.get("policy") or {"name": "fixed"}
         return {
             "run": {"scenario": self.idn.name, "policy": policy.get("name"), "params": policy.get("params") or {},
@@ -233,6 +246,7 @@ class Collector:
         if v.y:
             models = sorted({m for y in v.y.values() for m in y})
             out["y"] = {m: [v.y[s].get(m) if s in v.y else None for s in slots] for m in models}
+            out["y_now"] = st.get("y")
         last = max((s for s in v.served_by_model if s < self.now), default=None)
         before = max((s for s in v.served_by_model if last is not None and s < last), default=None)
         if last is not None and before is not None:  # the last whole slot's requests served per model
@@ -291,14 +305,15 @@ class Collector:
 
 def _deltas(samples: dict[int, dict], slots: list[int], key: str) -> list:
     """Per slot: the counter at the last sample of that slot minus at the last
-    sample before it (None where either is missing)."""
-    out, prev = [], None
+    sample before it (None where either is missing; a counter that went down
+    belongs to a restarted node: its value is the slot's count)."""
+    out = []
     have = sorted(samples)
     before = [s for s in have if s < slots[0]] if slots else []
     prev = samples[before[-1]][key] if before else None
     for s in slots:
         cur = samples.get(s, {}).get(key)
-        out.append(cur - prev if cur is not None and prev is not None else None)
+        out.append((cur - prev if cur >= prev else cur) if cur is not None and prev is not None else None)
         if cur is not None:
             prev = cur
     return out

@@ -220,7 +220,7 @@ function topology(snap) {
 const sum = (xs) => (xs || []).reduce((a, v) => a + (v || 0), 0);
 
 // ---- per node ------------------------------------------------------------------------------
-function heatmap(parent, slots, y) {
+function heatmap(parent, slots, y, yNow) {
   const models = Object.keys(y);
   const W = Math.max(300, parent.clientWidth || 420), barW = 60, rowH = 12;
   const labelW = Math.min(180, 8 + 5.6 * Math.max(6, ...models.map((m) => short(m).length)));
@@ -236,9 +236,10 @@ function heatmap(parent, slots, y) {
       const c = last === null ? "#f2f2f2" : shade(last);
       svg("rect", { x: labelW + i * cw, y: ty, width: cw + 0.3, height: rowH - 1, fill: c }, root);
     });
-    if (last !== null) {
-      svg("rect", { x: W - barW - 4, y: ty + 1, width: Math.max(0.5, (barW - 22) * last), height: rowH - 3, class: "hm-now" }, root);
-      svg("text", { x: W - 4, y: ty + rowH - 2, "text-anchor": "end", class: "hm-val" }, root, fmt(last, 2));
+    const now = yNow && yNow[m] !== undefined ? yNow[m] : last;
+    if (now !== null) {
+      svg("rect", { x: W - barW - 4, y: ty + 1, width: Math.max(0.5, (barW - 22) * now), height: rowH - 3, class: "hm-now" }, root);
+      svg("text", { x: W - 4, y: ty + rowH - 2, "text-anchor": "end", class: "hm-val" }, root, fmt(now, 2));
     }
   });
   const by = models.length * rowH + 11;
@@ -272,7 +273,7 @@ function nodesPanel(snap) {
         `missed ${fmt(last("messages_missed"), 0)}, model loads ${fmt(last("model_loads"), 0)}` +
         (typeof st.resumed_from_slot === "number" && st.resumed_from_slot >= 0 ? ` · resumed at slot ${st.resumed_from_slot}` : "")
       : `served in the last slot: ${fmt(last("served"), 0)}`);
-    if (st.y && Object.keys(st.y).length) heatmap(fig, snap.slots, st.y);
+    if (st.y && Object.keys(st.y).length) heatmap(fig, snap.slots, st.y, st.y_now);
     else if (st.y) html("div", "now", fig, "no fractional state here (a repository hosts every model)");
     html("div", "chart", fig);
     html("div", "legend", fig);
