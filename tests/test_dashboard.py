@@ -234,3 +234,29 @@ def test_idn_dashboard_refuses_a_directory_that_is_no_run(tmp_path):
     out = run_cli("dashboard", tmp_path / "nope")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [f"idn: error: {tmp_path / 'nope'}: no nodes.json (is 'idn serve ... --run-dir {tmp_path / 'nope'}' running?)"]
+
+
+def test_a_dashboard_port_in_use_is_refused_in_one_line(models_dir, tmp_path):  # noqa: F811
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        out = run_cli("serve", models_dir / "live-demo.yaml", "--models", models_dir, "--run-dir", tmp_path / "run",
+                      "--policy", "infida", "--dashboard-port", port)  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"idn: error: --dashboard-port {port}: cannot listen on 127.0.0.1:{port}: Address already in use"]
+    assert not (tmp_path / "run" / "nodes.json").exists()  # no node started
+
+
+def test_per_slot_differences_of_counters_and_the_served_models_of_metrics():
+    from idn.runtime.dashboard.collect import _deltas, served_per_model
+    from idn.runtime.node_parts import NodeMetrics
+
+    # samples: the counter at the last poll of slots 3, 4, 6 (5 missed), 7 (the node restarted: counters from 0)
+    samples = {3: {"served": 10}, 4: {"served": 25}, 6: {"served": 40}, 7: {"served": 4}}
+    assert _deltas(samples, [4, 5, 6, 7, 8], "served") == [15, None, 15, 4, None]
+    assert _deltas(samples, [3, 4], "served") == [None, 15]  # nothing before slot 3
+    m = NodeMetrics("ap-1")
+    for model, ms in (("digits/a", 1.0), ("digits/a", 2.0), ("wine/b", 1.0)):
+        m.served(model, ms)
+    assert served_per_model(m.render().decode()) == {"digits/a": 2.0, "wine/b": 1.0}
