@@ -189,11 +189,15 @@ def check_y(url: str, nodes: dict) -> None:
     for n in ("ap-1", "edge-1"):
         st = _get(f"{nodes[n]['url']}/v1/state")
         s = st["next_round"]
-        snap = _until(lambda: (lambda sn: sn if s in sn["slots"] else None)(_get(f"{url}api/snapshot")), 6.0)
+        snap = _until(lambda s=s: _with_slot(_get(f"{url}api/snapshot"), s), 6.0)
         assert snap, f"slot {s} never reached the page"
         col = {m: v[snap["slots"].index(s)] for m, v in snap["nodes"][n]["y"].items()}
         assert col == pytest.approx(st["y"], abs=1e-12), n
         assert snap["nodes"][n]["y_now"].keys() == st["y"].keys()
+
+
+def _with_slot(snap: dict, s: int) -> dict | None:
+    return snap if s in snap["slots"] else None
 
 
 def check_idn_dashboard_and_the_api(run_dir: Path, served_url: str, nodes: dict) -> None:

@@ -33,7 +33,7 @@ FILE = "load.json"
 class _Slot:
     """Running sums for one trace slot."""
 
-    __slots__ = ("requests", "errors", "tiers", "ms", "correct", "cost")
+    __slots__ = ("correct", "cost", "errors", "ms", "requests", "tiers")
 
     def __init__(self):
         self.requests, self.errors, self.correct, self.cost = 0, 0, 0, 0.0

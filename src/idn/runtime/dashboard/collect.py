@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import aiohttp
@@ -132,7 +133,7 @@ class Collector:
         except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, ConnectionResetError) as exc:
             self._down(v, "dead", f"{type(exc).__name__}: connection refused or reset")
             return
-        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError, ValueError) as exc:
             v.failures += 1
             if v.failures >= 2:
                 self._down(v, "silent", f"no answer within {self.timeout_s:g} s ({type(exc).__name__})")
@@ -155,7 +156,7 @@ class Collector:
             if slot != v.metrics_slot:
                 v.served_by_model[slot] = served_per_model(await self._get(session, f"{v.url}/metrics", text=True))
                 v.metrics_slot = slot
-        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError, ValueError, KeyError, TypeError):
+        except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError, ValueError, KeyError, TypeError):
             pass  # the next poll asks again
 
     def _down(self, v: NodeView, status: str, error: str) -> None:
@@ -229,7 +230,7 @@ class Collector:
         for v in self.views.values():
             firsts += [s for s, r in sorted(v.rounds.items()) if r.get("requests")][:1]
             samples = sorted(v.counters)
-            firsts += [b for a, b in zip(samples, samples[1:]) if v.counters[b]["served"] > v.counters[a]["served"]][:1]
+            firsts += [b for a, b in pairwise(samples) if v.counters[b]["served"] > v.counters[a]["served"]][:1]
         sampled = [min(d) for v in self.views.values() for d in (v.counters, v.rounds) if d]
         return min(firsts) if len(firsts) > 1 or self.feed_slots else min(sampled, default=self.now)
 

@@ -79,7 +79,7 @@ def make_app(run_dir: str | Path) -> web.Application:
             async with app["session"].get(f"{view.url}{PROXIED[what]}{query}", timeout=aiohttp.ClientTimeout(total=5)) as r:
                 body = await r.read()
                 return web.Response(body=body, status=r.status, content_type=r.content_type)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             return web.json_response({"error": f"node {node!r} did not answer: {type(exc).__name__}"}, status=502)
 
     app.on_startup.append(start)
