@@ -114,6 +114,22 @@ class Cluster:
         tok = self.run_dir / "token"
         tok.write_text(self.token + "\n")
         tok.chmod(0o600)
+        self.urls = urls = self._bind(local, peers)
+        self.local = local
+        cfg = {
+            "scenario": str(Path(scenario_path).resolve()), "models": str(Path(models_dir).resolve()),
+            "allocation": allocation, "epoch": float(epoch if epoch is not None else time.time()),
+            "peers": urls, "hop_timeout_s": hop_timeout_s, "latency_scale": latency_scale,
+            "run_dir": str(self.run_dir.resolve()), "policy": policy, "deterministic": bool(deterministic),
+            "control_hop_timeout_s": control_hop_timeout_s,
+        }  # fmt: skip
+        self.cfg = cfg
+        (self.run_dir / "serve.json").write_text(json.dumps(cfg, indent=2))
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def _bind(self, local: list[str], peers: dict | None) -> dict[str, str]:
+        """Every node's URL; binds the listening sockets of the nodes started here
+        (the Ray backend, :mod:`.ray_backend`, starts its actors here instead)."""
         self.sockets = {}
         urls = dict(peers or {})
         for n in local:
@@ -123,17 +139,12 @@ class Cluster:
             else:
                 self.sockets[n] = bind("127.0.0.1", 0)
                 urls[n] = f"http://127.0.0.1:{self.sockets[n].getsockname()[1]}"
-        self.urls = urls
-        self.local = local
-        cfg = {
-            "scenario": str(Path(scenario_path).resolve()), "models": str(Path(models_dir).resolve()),
-            "allocation": allocation, "epoch": float(epoch if epoch is not None else time.time()),
-            "peers": urls, "hop_timeout_s": hop_timeout_s, "latency_scale": latency_scale,
-            "run_dir": str(self.run_dir.resolve()), "policy": policy, "deterministic": bool(deterministic),
-            "control_hop_timeout_s": control_hop_timeout_s,
-        }  # fmt: skip
-        (self.run_dir / "serve.json").write_text(json.dumps(cfg, indent=2))
-        self.procs: dict[str, subprocess.Popen] = {}
+        return urls
+
+    def write_nodes(self, extra: dict[str, dict]) -> None:
+        """RUN/nodes.json: every node's id, tier and URL, plus ``extra[node id]``."""
+        nodes = [{"id": n.id, "tier": n.tier, "url": self.urls[n.id], **extra.get(n.id, {})} for n in self.idn.nodes]
+        (self.run_dir / "nodes.json").write_text(json.dumps(nodes, indent=2))
 
     def start(self) -> None:
         for n in self.local:
@@ -145,11 +156,7 @@ class Cluster:
             )  # fmt: skip
             log.close()
             sock.close()  # the child holds its own copy
-        nodes = [
-            {"id": n.id, "tier": n.tier, "url": self.urls[n.id], "pid": self.procs[n.id].pid if n.id in self.procs else None}
-            for n in self.idn.nodes
-        ]
-        (self.run_dir / "nodes.json").write_text(json.dumps(nodes, indent=2))
+        self.write_nodes({n.id: {"pid": self.procs[n.id].pid if n.id in self.procs else None} for n in self.idn.nodes})
 
     def wait_ready(self, timeout: float = 300.0) -> None:  # a busy shared machine can take minutes
         deadline = time.time() + timeout
@@ -188,13 +195,20 @@ class Cluster:
         try:
             self.wait_ready(ready_timeout)
             print(f"ready: {len(self.urls)} nodes, run dir {self.run_dir}, nodes {self.run_dir / 'nodes.json'}", flush=True)
-            while stop["sig"] is None and [p.poll() for p in self.procs.values()].count(None):  # polls all: reaps the dead
+            while stop["sig"] is None and self.watch():
                 time.sleep(0.2)
         finally:
             t0 = time.perf_counter()
             self.stop()
             for s, h in old.items():
                 signal.signal(s, h)
-        codes = [p.returncode for p in self.procs.values()]
-        print(f"stopped: {len(codes)} node process(es) in {time.perf_counter() - t0:.1f} s, exit codes {codes}", flush=True)
+        print(f"stopped: {self.stopped(time.perf_counter() - t0)}", flush=True)
         return 0
+
+    def watch(self) -> bool:
+        """Called every 0.2 s while serving: False once no node is left."""
+        return [p.poll() for p in self.procs.values()].count(None) > 0  # polls all: reaps the dead
+
+    def stopped(self, seconds: float) -> str:
+        codes = [p.returncode for p in self.procs.values()]
+        return f"{len(codes)} node process(es) in {seconds:.1f} s, exit codes {codes}"

@@ -336,6 +336,14 @@ async def _json_object(request: web.Request) -> dict | None:
     return body if isinstance(body, dict) else None
 
 
+async def open_site(node: Node, sock: socket.socket) -> web.AppRunner:
+    """Serve a started node on a bound listening socket (here, and in a Ray actor: runtime/ray_node.py)."""
+    runner = web.AppRunner(node.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return runner
+
+
 async def _main(run_dir: Path, node_id: str, fd: int | None) -> None:
     from ..model.scenario import load_scenario
 
@@ -348,8 +356,6 @@ async def _main(run_dir: Path, node_id: str, fd: int | None) -> None:
     if node.resumed:
         print(f"node {node_id}: resumed from checkpoint {node.control.checkpoint} at slot {node.control.resumed_from}", flush=True)
     print(f"node {node_id}: {len(node.store.sessions)} models loaded, warm, in {time.perf_counter() - t0:.1f} s", flush=True)
-    runner = web.AppRunner(node.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
-    await runner.setup()
     if fd is None:  # restarted by hand (python -m idn.runtime.node RUN NODE): bind the address the run gave it
         from urllib.parse import urlparse
 
@@ -359,7 +365,7 @@ async def _main(run_dir: Path, node_id: str, fd: int | None) -> None:
         sock = bind(url.hostname, url.port)
     else:
         sock = socket.socket(fileno=fd)
-    await web.SockSite(runner, sock).start()
+    runner = await open_site(node, sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
