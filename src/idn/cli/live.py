@@ -60,7 +60,7 @@ def cmd_serve(args) -> int:
     from ..runtime.control import check_control_graph
     from ..runtime.dashboard.process import DashboardProcess
     from ..runtime.live_policies import LIVE_POLICIES, MESSAGING
-    from ..runtime.launcher import Cluster, check_models, read_peers
+    from ..runtime.launcher import check_models, read_peers
     from ..runtime.routing import live_request_types
 
     idn = open_scenario(args.scenario)
@@ -80,6 +80,7 @@ def cmd_serve(args) -> int:
             check_control_graph(live_request_types(idn))
         except ValueError as exc:
             raise UserError(str(exc)) from None
+    Cluster, backend = _backend(args, idn)  # noqa: N806 (a class)
     mapping = _allocation(args, idn, params)
     peers = read_peers(args.peers) if args.peers else None
     nodes = [n.strip() for n in args.nodes.split(",") if n.strip()] if args.nodes else None
@@ -87,7 +88,7 @@ def cmd_serve(args) -> int:
                       token=args.token, hop_timeout_s=args.hop_timeout, epoch=args.epoch,
                       latency_scale=args.latency_scale, deterministic=args.deterministic,
                       policy={"name": args.policy, "params": params, "seed": args.seed} if live else None,
-                      control_hop_timeout_s=args.control_hop_timeout)  # fmt: skip
+                      control_hop_timeout_s=args.control_hop_timeout, **backend)  # fmt: skip
     dashboard = None if args.no_dashboard else DashboardProcess(args.run_dir, port=args.dashboard_port)
     cluster.start()
     if dashboard is not None:
@@ -119,6 +120,24 @@ def cmd_dashboard(args) -> int:
 
     asyncio.run(serve(args.run_dir, dash.sock, ready=ready))
     return 0
+
+
+def _backend(args, idn) -> tuple[type, dict]:
+    """The launcher class and its own arguments: local processes, or Ray actors (--backend ray)."""
+    from .common import UserError
+    from ..runtime.launcher import Cluster
+
+    if args.backend == "local":
+        if args.address or args.placement:
+            raise UserError("--address and --placement place nodes on a Ray cluster: add --backend ray")
+        return Cluster, {}
+    if args.nodes or args.peers:
+        raise UserError("--backend ray places every node itself: --nodes and --peers are for the local backend")
+    from ..runtime.ray_backend import RayCluster
+    from ..runtime.ray_placement import read_placement
+
+    placement = read_placement(args.placement, idn) if args.placement else None
+    return RayCluster, {"address": args.address, "placement": placement, "start_timeout": args.ready_timeout}
 
 
 def cmd_load(args) -> int:
@@ -171,6 +190,10 @@ def add_commands(sub) -> None:
     s.add_argument("--latency-scale", type=float, default=1.0, help="multiply the emulated link latencies (0: none)")
     s.add_argument("--dashboard-port", type=int, default=0, help="port of the dashboard page on 127.0.0.1 (default: a free one)")
     s.add_argument("--no-dashboard", action="store_true", help="start no dashboard (benchmarks)")
+    s.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: one process per node here; ray: one actor per node on a Ray cluster (docs/live.md)")
+    s.add_argument("--address", help="--backend ray: the Ray cluster's address (default: start a small one here)")
+    s.add_argument("--placement", help="--backend ray: JSON {node id: Ray custom resource} (default: spread, a tier apart)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("dashboard", help="serve the live dashboard page of a running IDN (RUN: its run dir)")
