@@ -79,13 +79,15 @@ def _nodes(run_dir) -> dict:
 
 def test_every_node_runs_where_its_placement_says(ray_cluster, idn_on_ray):
     _, raylets = ray_cluster
-    run_dir, nodes, _ = idn_on_ray
+    run_dir, nodes, proc = idn_on_ray
     assert set(nodes) == set(PLACEMENT)
     for n, site in PLACEMENT.items():
         assert nodes[n]["ray_node"] == raylets[site].node_id, (n, site)
         assert nodes[n]["host"] == "127.0.0.1" and nodes[n]["url"].startswith("http://127.0.0.1:")
         assert nodes[n]["resource"] == site and _get(nodes[n]["url"] + "/healthz")["node"] == n
     assert len({n["url"] for n in nodes.values()}) == len(nodes)
+    said = {line.split(":")[0]: line.split(": ")[1].strip().split(", ") for line in proc.lines if line.startswith("Ray node ")}
+    assert said == {f"Ray node {raylets[s].node_id[:8]} (127.0.0.1)": [n for n in nodes if PLACEMENT[n] == s] for s in raylets}
     info = json.loads((run_dir / "ray.json").read_text())
     assert set(info["actors"]) == set(PLACEMENT)
     # the driver sits on a raylet the next test does not remove
@@ -152,7 +154,8 @@ def test_the_lost_nodes_come_back_on_a_new_raylet_from_their_checkpoints(ray_clu
         st = _get(now[n]["url"] + "/v1/state")
         # resumed from exactly the checkpoint the keeper held (its mirror in RUN/state), not from scratch
         assert st["resumed_from_slot"] == kept[n] > 0, (n, st["resumed_from_slot"], kept)
-    assert json.loads((run_dir / "serve.json").read_text())["peers"] == {n: v["url"] for n, v in now.items()}
+    served = json.loads((run_dir / "serve.json").read_text())
+    assert served["peers"] == {n: v["url"] for n, v in now.items()} and served["dashboard"].startswith("http://127.0.0.1:")
     # the others route to the new addresses: a request that climbs passes the new edge again
     with ThreadPoolExecutor(16) as pool:  # 64 at once: more than ap-1's capacity for digits in a slot, so some climb
         outs = list(pool.map(lambda _: _infer(now["ap-1"]["url"], "digits", 64), range(64)))

@@ -176,8 +176,8 @@ class RayCluster(Cluster):
                     raise RuntimeError(f"node {n!r} serves on its Ray node but {url} does not answer from here")
                 time.sleep(0.1)
         by_host: dict[str, list[str]] = {}
-        for n, w in self.where.items():
-            by_host.setdefault(w["ray_node"], []).append(n)
+        for n in [x.id for x in self.idn.nodes]:
+            by_host.setdefault(self.where[n]["ray_node"], []).append(n)
         for ray_node, names in by_host.items():
             print(f"Ray node {ray_node[:8]} ({self.where[names[0]]['host']}): {', '.join(names)}", flush=True)
         self.sentinels = {n: a.serving.remote() for n, a in self.actors.items()}
@@ -214,6 +214,10 @@ class RayCluster(Cluster):
             where = f"Ray node {ray_node[:8]} ({self.where[names[0]]['host']})"
             what = f"lost {where}" if ray_node not in alive else f"actor(s) died on {where}"
             print(f"{what}: IDN node(s) {', '.join(names)} stop answering; requests skip them", flush=True)
+        for m, a in self.actors.items():  # the others skip them at once, with no timeout to wait out
+            if m not in self.lost:
+                for n in lost:
+                    a.set_peer.remote(n, None)
         for n in lost:
             if n in self.pinned:
                 print(f"{n}: Ray restarts it on a Ray node with resource {self.pinned[n]!r} (when there is one)", flush=True)
@@ -275,13 +279,16 @@ class RayCluster(Cluster):
 
     def _rejoined(self, n: str, addr: dict, info: dict) -> None:
         self.where[n] = addr
-        self.urls[n] = addr["url"]  # self.cfg["peers"] is this dict: serve.json follows
+        self.urls[n] = addr["url"]  # self.cfg["peers"] is this dict: a node started later gets it
         self.lost.pop(n, None)
         for m, a in self.actors.items():
             if m != n:
                 a.set_peer.remote(n, addr["url"])
         self.sentinels[n] = self.actors[n].serving.remote()
-        (self.run_dir / "serve.json").write_text(json.dumps(self.cfg, indent=2))
+        path = self.run_dir / "serve.json"  # its peers only: other keys (the dashboard's URL) stay
+        cfg = {**json.loads(path.read_text()), "peers": self.urls}
+        path.with_suffix(".json.tmp").write_text(json.dumps(cfg, indent=2))
+        os.replace(path.with_suffix(".json.tmp"), path)
         self._write_nodes()
         state = f"resumed from its checkpoint at slot {info['resumed_from']}" if info["resumed_from"] is not None else "no checkpoint"
         held = "every model" if info["allocation"] == "all" else f"{len(info['allocation'])} model(s)"

@@ -93,9 +93,15 @@ class NodeActor:
             return "all"
         return [node.idn.models[m].id for m in node.hosts[node.v].nonzero()[0]]
 
-    async def set_peer(self, node_id: str, url: str) -> None:
-        """Another node now answers at ``url`` (it was restarted elsewhere)."""
-        self.peers[node_id] = url
+    async def set_peer(self, node_id: str, url: str | None) -> None:
+        """Another node now answers at ``url`` (it was restarted elsewhere), or
+        (None) is lost: a node with no address for its next hop skips it at
+        once, as it skips one that refuses, where a machine gone from the
+        network would make every request wait out the hop timeout."""
+        if url is None:
+            self.peers.pop(node_id, None)
+        else:
+            self.peers[node_id] = url
 
     async def serving(self) -> None:
         """Returns when the node stops; raises in the caller if the actor dies first."""
