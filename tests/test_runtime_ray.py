@@ -44,11 +44,19 @@ def ray_cluster(request):
     cluster = Cluster(initialize_head=True, head_node_args=head)
     request.addfinalizer(cluster.shutdown)
     # Cluster writes its address where a bare ray.init() on this machine would join it: not ours to offer
-    ray._common.utils.reset_ray_address()
+    _reset_ray_address()
     raylets = {"site-a": cluster.head_node}
     for site in ("site-b", "site-c"):
         raylets[site] = cluster.add_node(**RAYLET, resources={site: 1})
     return cluster, raylets
+
+
+def _reset_ray_address() -> None:
+    try:
+        from ray._common.utils import reset_ray_address
+    except ImportError:  # Ray before 2.4x
+        from ray._private.utils import reset_ray_address
+    reset_ray_address()
 
 
 @pytest.fixture(scope="module")

@@ -80,7 +80,7 @@ def cmd_serve(args) -> int:
             check_control_graph(live_request_types(idn))
         except ValueError as exc:
             raise UserError(str(exc)) from None
-    Cluster, backend = _backend(args, idn)  # noqa: N806 (a class)
+    Cluster, backend = _backend(args, idn)
     mapping = _allocation(args, idn, params)
     peers = read_peers(args.peers) if args.peers else None
     nodes = [n.strip() for n in args.nodes.split(",") if n.strip()] if args.nodes else None

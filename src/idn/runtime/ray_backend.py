@@ -112,8 +112,8 @@ class RayCluster(Cluster):
             self.bundle = ray.put({"idn": idn, "files": model_files(idn, models_dir)})
             self.driver_node = ray.get_runtime_context().get_node_id()
             self.keeper_name = f"idn-{self.run_id}-keeper"
-            self.keeper = ray.remote(CheckpointKeeper).options(name=self.keeper_name, num_cpus=0,
-                                                               scheduling_strategy=_on(self.driver_node)).remote([self.bundle])  # fmt: skip
+            keeper = ray.remote(CheckpointKeeper).options(name=self.keeper_name, num_cpus=0, scheduling_strategy=_on(self.driver_node))
+            self.keeper = keeper.remote([self.bundle])  # [ref]: the node actors fetch it from the keeper
             super().__init__(scenario_path, idn, models_dir, allocation, run_dir, **kw)
         except RuntimeError as exc:  # an actor that did not start: one line, as a bad input gets
             self.stop()
@@ -148,7 +148,7 @@ class RayCluster(Cluster):
             for n in [n for n, r in pending.items() if r in ready]:
                 try:
                     out[n] = self.ray.get(pending.pop(n))
-                except Exception as exc:
+                except self.ray.exceptions.RayError as exc:
                     raise RuntimeError(f"node {n!r} did not {what} {self._placement_of(n)}: {_cause(exc)}") from None
         return out
 
@@ -192,7 +192,7 @@ class RayCluster(Cluster):
             self._bring_back()
             self._mirror()
             self.failures = 0
-        except Exception as exc:  # the Ray cluster itself does not answer: give it a little while
+        except Exception as exc:  # noqa: BLE001 (the Ray cluster itself does not answer: give it a little while)
             self.failures += 1
             print(f"the Ray cluster does not answer ({self.failures}): {_cause(exc)}", flush=True)
             return self.failures < 20
@@ -237,10 +237,9 @@ class RayCluster(Cluster):
             del self.probes[n]
             try:
                 addr = ray.get(probe)
-            except ray.exceptions.ActorUnavailableError:  # Ray is restarting it (or waits for a place to)
-                continue
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError) as exc:
-                self._replace(n, exc)  # bound to a Ray node that is gone, or failed to start: again
+            except ray.exceptions.RayError as exc:
+                if type(exc).__name__ != "ActorUnavailableError":  # that one: Ray is restarting it, or waits for a place to
+                    self._replace(n, exc)  # bound to a Ray node that is gone, or failed to start: again
                 continue
             checkpoint, _ = ray.get(self.keeper.get.remote(n))
             cfg = {**self.cfg, "peers": {**self.urls, n: addr["url"]}, "allocation": self._allocations()}
@@ -254,7 +253,7 @@ class RayCluster(Cluster):
             del self.rejoining[n]
             try:
                 info = ray.get(ref)
-            except Exception as exc:
+            except ray.exceptions.RayError as exc:
                 print(f"{n}: restarted but did not start serving: {_cause(exc)}; trying again", flush=True)
                 continue
             self._rejoined(n, addr, info)
@@ -272,7 +271,7 @@ class RayCluster(Cluster):
             others = {m: self.where[m]["ray_node"] if m in self.pinned else self.placed[m] for m in self.actors if m != n}
             self.placed[n] = choose_host(self.idn.nodes[self.idn.node_index[n]].tier, hosts_from_ray(self.ray.nodes()),
                                          others, {x.id: x.tier for x in self.idn.nodes})  # fmt: skip
-        if isinstance(why, self.ray.exceptions.ActorUnschedulableError):
+        if type(why).__name__ == "ActorUnschedulableError":
             why = "its Ray node is gone"
         print(f"{n}: a new actor {self._placement_of(n)} ({why if isinstance(why, str) else _cause(why)})", flush=True)
         self._new_actor(n)
@@ -323,8 +322,8 @@ class RayCluster(Cluster):
         if self.keeper is not None and hasattr(self, "run_dir"):
             try:
                 self._mirror()
-            except Exception:  # the last checkpoints are a courtesy; stopping is not
-                pass
+            except Exception as exc:  # noqa: BLE001 (the last checkpoints are a courtesy; stopping is not)
+                print(f"the last checkpoints were not mirrored: {_cause(exc)}", flush=True)
         for a in [*self.actors.values(), *([self.keeper] if self.keeper is not None else [])]:
             ray.kill(a, no_restart=True)
         if self.started_ray:

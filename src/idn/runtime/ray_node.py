@@ -108,6 +108,8 @@ class NodeActor:
         await self.stopped.wait()
 
     async def _push_loop(self, state: Path) -> None:
+        import ray
+
         last = (None, None)
         while True:
             await asyncio.sleep(PUSH_SECONDS)
@@ -123,7 +125,7 @@ class NodeActor:
             try:
                 await self.keeper.put.remote(self.node_id, data, self.allocation())
                 last = now
-            except Exception as exc:  # the keeper is on the driver's machine: it goes when the run goes
+            except ray.exceptions.RayError as exc:  # the keeper is on the driver's machine: it goes when the run goes
                 print(f"node {self.node_id}: checkpoint not kept: {type(exc).__name__}: {exc}", flush=True)
 
     async def stop(self) -> None:
