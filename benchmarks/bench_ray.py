@@ -1,0 +1,132 @@
+"""The Ray backend's costs against the local launcher, in one run on this machine:
+
+1. start: from creating the launcher to every node answering (``ready``),
+   for a fixed allocation and for live INFIDA, the local launcher (one
+   process per node) against ``--backend ray`` on a Ray cluster that is
+   already up (3 raylets on 127.0.0.1, as ``ray start`` would leave them;
+   its own start is printed apart). Ray's first start in a cluster session
+   is "cold": it uploads the code, and each Ray node unpacks it afresh, so
+   numba compiles INFIDA's kernels once there; later starts are "warm".
+2. the request path: bench_live.py's sequential requests served 0, 1, 2 and
+   3 hops up, emulated latency off (``latency_scale 0``: link latency 0 and
+   no emulated service time), on both backends; per-hop overhead =
+   (p(k hops) - p(0 hops)) / k. Nothing of Ray is on a request's path (node
+   to node is HTTP, as locally); what differs is where the node's event loop
+   runs (a Ray worker) and Ray's own processes on the same core.
+
+Everything (the client, the local nodes, the raylets and their actors) runs
+pinned to one core (common.py), so each side of a ratio competes for it alike.
+
+    python benchmarks/bench_ray.py [--models DIR] [--requests 200] [--raylets 3]
+"""
+
+from __future__ import annotations
+
+import common  # noqa: F401  (first: one core, thread pools at 1)
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from bench_live import ALLOCATION, bench_scenario, hop_latencies
+
+from idn.model.scenario import load_scenario
+from idn.runtime.launcher import Cluster, first_allocation
+from idn.runtime.models import build_models
+
+INFIDA = {"name": "infida", "params": {"rounding": "coupled"}, "seed": 0}
+
+
+def ray_cluster(raylets: int):
+    """``raylets`` raylets on loopback, no CPU offered (the nodes ask for none), small object stores."""
+    import ray
+    from ray.cluster_utils import Cluster as RayTestCluster
+
+    node = {"num_cpus": 0, "node_ip_address": "127.0.0.1", "object_store_memory": 80 * 2**20}
+    cluster = RayTestCluster(initialize_head=True, head_node_args={**node, "include_dashboard": False,
+                                                                   "dashboard_agent_listen_port": None})  # fmt: skip
+    ray._common.utils.reset_ray_address()  # a bare ray.init() elsewhere on the machine must not join this one (Ray 2.4x+)
+    for _ in range(raylets - 1):
+        cluster.add_node(**node)
+    return cluster
+
+
+def start(kind: str, scen: Path, idn, models: Path, run_dir: Path, address: str, policy: dict | None):
+    """(seconds from nothing to every node answering, the running launcher)."""
+    from idn.runtime.ray_backend import RayCluster
+
+    alloc = first_allocation(idn, "infida", params=INFIDA["params"]) if policy else ALLOCATION
+    t0 = time.perf_counter()
+    if kind == "local":
+        c = Cluster(scen, idn, models, alloc, run_dir, latency_scale=0.0, policy=policy)
+    else:
+        c = RayCluster(scen, idn, models, alloc, run_dir, address=address, latency_scale=0.0, policy=policy)
+    c.start()
+    c.wait_ready()
+    return time.perf_counter() - t0, c
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", help="a directory made by 'idn models build' (default: a quick build here)")
+    ap.add_argument("--requests", type=int, default=200, help="sequential requests per route and backend")
+    ap.add_argument("--raylets", type=int, default=3)
+    args = ap.parse_args()
+
+    common.header("Ray backend: start time and hop latency against the local launcher")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
+    models = Path(args.models) if args.models else tmp / "models"
+    if not args.models:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_models(models, quick=True, runs=30)
+    scen = bench_scenario(models, tmp)
+    idn = load_scenario(scen)
+    inputs = {t: (np.load(models / "data" / f"{t}.npz")["x"], None) for t in idn.tasks}
+
+    t0 = time.perf_counter()
+    cluster = ray_cluster(args.raylets)
+    print(f"   a Ray cluster of {args.raylets} raylets on 127.0.0.1 started in {time.perf_counter() - t0:.1f} s (not counted below)")
+    starts: dict[tuple, float] = {}
+    lat = {}
+    try:
+        runs = [("fixed allocation", None, "cold"), ("fixed allocation", None, "warm"),
+                ("live INFIDA", INFIDA, "cold"), ("live INFIDA", INFIDA, "warm")]  # fmt: skip
+        for i, (what, policy, temp) in enumerate(runs):
+            for kind in ("local", "ray") if i % 2 == 0 else ("ray", "local"):  # alternate who goes first
+                seconds, c = start(kind, scen, idn, models, tmp / f"{kind}-{i}", cluster.address, policy)
+                try:
+                    starts[(what, temp, kind)] = seconds
+                    if policy is None and temp == "warm":
+                        lat[kind] = hop_latencies(c.urls, inputs, args.requests)
+                finally:
+                    c.stop()
+    finally:
+        cluster.shutdown()
+
+    print(f"\n   start to ready, 5 nodes (s; Ray: the cluster already up){'':8}local      ray   ray/local")
+    for what, _, temp in runs:
+        loc, ray_s = starts[(what, temp, "local")], starts[(what, temp, "ray")]
+        label = f"{what}, {'cold' if temp == 'cold' else 'warm'}"
+        print(f"   {label:<56} {loc:8.1f} {ray_s:8.1f} {ray_s / loc:10.1f}x")
+    print("   (cold: the first Ray start in the cluster's session uploads the code and, for INFIDA, numba compiles its"
+          "\n    kernels on each Ray node; the local launcher's nodes find numba's cache beside the source files)")
+    print(f"\n   request latency, sequential, {args.requests} per route, emulated latency off (ms)")
+    print(f"   {'hops':>4} {'local p50':>10} {'ray p50':>8} {'local p99':>10} {'ray p99':>8}   per hop p50: local   ray  (ray - local)")
+    base = {k: float(np.percentile(lat[k][0], 50)) for k in lat}
+    for hops in sorted(lat["local"]):
+        p = {k: (float(np.percentile(lat[k][hops], 50)), float(np.percentile(lat[k][hops], 99))) for k in lat}
+        line = f"   {hops:>4} {p['local'][0]:10.2f} {p['ray'][0]:8.2f} {p['local'][1]:10.2f} {p['ray'][1]:8.2f}"
+        if hops:
+            per = {k: (p[k][0] - base[k]) / hops for k in lat}
+            line += f"   {'':>12}{per['local']:6.2f} {per['ray']:5.2f}  ({per['ray'] - per['local']:+.2f})"
+        print(line)
+    print(f"   load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
