@@ -188,8 +188,9 @@ def test_sigterm_leaves_no_actor_alive(ray_cluster, idn_on_ray):
     proc.wait(60)
     log = proc.stdout.read()
     assert proc.returncode == 0, log
-    lost = [line for line in log.splitlines() if line.startswith("lost Ray node")]
-    assert len(lost) == 1 and lost[0].endswith("IDN node(s) regional-1, edge-1 stop answering; requests skip them"), log
+    said = [line for line in log.splitlines() if line.startswith(("lost Ray node", "IDN node(s)"))]
+    assert len(said) == 2 and said[0].startswith("IDN node(s) regional-1, edge-1 on Ray node "), log
+    assert said[1].startswith("lost Ray node ") and said[1].endswith(" with IDN node(s) regional-1, edge-1"), log
     assert "edge-1: rejoined on Ray node" in log and "stopped:" in log
     _all_dead(cluster, run_dir, pids)
 
@@ -228,7 +229,7 @@ def test_default_placement_spreads_and_places_a_lost_node_again(ray_cluster, mod
         assert nodes["ap-1"]["ray_node"] != nodes["ap-2"]["ray_node"]  # a tier apart
         driver = json.loads((run_dir / "ray.json").read_text())["driver_node"]
         victim = next(r for r in sorted(raylets) if r != driver and r != nodes["cloud"]["ray_node"])
-        lost = sorted(n for n, v in nodes.items() if v["ray_node"] == victim)
+        lost = [n for n, v in nodes.items() if v["ray_node"] == victim]  # in the scenario's order, as nodes.json
         target = lost[0]  # changed by hand: it must come back with this, not the launch's allocation
         req = urllib.request.Request(nodes[target]["url"] + "/v1/allocation", method="PUT",
                                      data=json.dumps({"models": ["breast_cancer/breast_cancer-logreg"]}).encode(),
@@ -242,7 +243,7 @@ def test_default_placement_spreads_and_places_a_lost_node_again(ray_cluster, mod
         where = {n: v["ray_node"] for n, v in nodes.items() if n not in lost}
         tier_of = {n: v["tier"] for n, v in nodes.items()}
         expect = {}
-        for n in lost:  # in the order idn serve sees them lost: the order of nodes.json
+        for n in lost:  # one after the other, as idn serve places them
             expect[n] = where[n] = choose_host(tier_of[n], live, where, tier_of)
         deadline = time.time() + 90
         while True:
@@ -259,5 +260,6 @@ def test_default_placement_spreads_and_places_a_lost_node_again(ray_cluster, mod
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
         log = proc.stdout.read()
-        assert f"lost Ray node {victim[:8]}" in log and all(f"{n}: a new actor on Ray node {expect[n][:8]}" in log for n in lost), log
+        assert f"lost Ray node {victim[:8]} (127.0.0.1) with IDN node(s) {', '.join(lost)}" in log, log
+        assert all(f"{n}: a new actor on Ray node {expect[n][:8]} (its Ray node is gone)" in log for n in lost), log
     _all_dead(cluster, run_dir, pids)

@@ -99,6 +99,7 @@ class RayCluster(Cluster):
 
         self.ray, self.actors, self.sentinels, self.where = ray, {}, {}, {}
         self.lost: dict[str, float] = {}  # idn node -> when it was lost
+        self.gone: set[str] = set()  # Ray nodes said lost
         self.probes, self.rejoining = {}, {}  # idn node -> pending address() / start() call
         self.keeper, self.seq, self.next_watch, self.failures = None, 0, 0.0, 0
         self.attempts: dict[str, int] = {}  # idn node -> actors created for it again
@@ -189,6 +190,7 @@ class RayCluster(Cluster):
         self.next_watch = time.time() + WATCH_SECONDS
         try:
             self._check_sentinels()
+            self._settle()
             self._bring_back()
             self._mirror()
             self.failures = 0
@@ -204,16 +206,14 @@ class RayCluster(Cluster):
         lost = [n.id for n in self.idn.nodes if n.id in {refs[r] for r in ready}]  # in the scenario's order
         if not lost:
             return
-        alive = {h.node_id for h in hosts_from_ray(self.ray.nodes())}
         groups: dict[str, list[str]] = {}
         for n in lost:
             del self.sentinels[n]
             self.lost[n] = time.time()
             groups.setdefault(self.where[n]["ray_node"], []).append(n)
         for ray_node, names in groups.items():
-            where = f"Ray node {ray_node[:8]} ({self.where[names[0]]['host']})"
-            what = f"lost {where}" if ray_node not in alive else f"actor(s) died on {where}"
-            print(f"{what}: IDN node(s) {', '.join(names)} stop answering; requests skip them", flush=True)
+            print(f"IDN node(s) {', '.join(names)} on Ray node {ray_node[:8]} ({self.where[names[0]]['host']}) stop answering; "
+                  "requests skip them", flush=True)  # fmt: skip
         for m, a in self.actors.items():  # the others skip them at once, with no timeout to wait out
             if m not in self.lost:
                 for n in lost:
@@ -221,8 +221,26 @@ class RayCluster(Cluster):
         for n in lost:
             if n in self.pinned:
                 print(f"{n}: Ray restarts it on a Ray node with resource {self.pinned[n]!r} (when there is one)", flush=True)
-            elif self.where[n]["ray_node"] not in alive:  # its actor is bound there: Ray cannot restart it
-                self._replace(n, "its Ray node is gone")
+
+    def _settle(self) -> None:
+        """Ray nodes of lost IDN nodes that Ray now says are gone: say so, and
+        place their default-placed nodes again, all at once in the scenario's
+        order (a pinned one Ray restarts; a dead actor on a live Ray node, too)."""
+        if not self.lost:
+            return
+        alive = {h.node_id for h in hosts_from_ray(self.ray.nodes())}
+        gone: dict[str, list[str]] = {}
+        for n in [x.id for x in self.idn.nodes if x.id in self.lost]:
+            if self.where[n]["ray_node"] not in alive:
+                gone.setdefault(self.where[n]["ray_node"], []).append(n)
+        for ray_node, names in gone.items():
+            if ray_node not in self.gone:
+                self.gone.add(ray_node)
+                print(f"lost Ray node {ray_node[:8]} ({self.where[names[0]]['host']}) with IDN node(s) {', '.join(names)}",
+                      flush=True)  # fmt: skip
+            for n in names:
+                if n not in self.pinned and self.placed[n] == ray_node:  # bound there: Ray cannot restart it
+                    self._replace(n, "its Ray node is gone")
 
     def _bring_back(self) -> None:
         ray = self.ray
@@ -238,8 +256,10 @@ class RayCluster(Cluster):
             try:
                 addr = ray.get(probe)
             except ray.exceptions.RayError as exc:
-                if type(exc).__name__ != "ActorUnavailableError":  # that one: Ray is restarting it, or waits for a place to
-                    self._replace(n, exc)  # bound to a Ray node that is gone, or failed to start: again
+                # ActorUnavailableError: Ray is restarting it, or waits for a place to; ActorUnschedulableError:
+                # its Ray node is gone, which _settle handles; anything else (it failed to start): a new actor
+                if type(exc).__name__ not in ("ActorUnavailableError", "ActorUnschedulableError"):
+                    self._replace(n, exc)
                 continue
             checkpoint, _ = ray.get(self.keeper.get.remote(n))
             cfg = {**self.cfg, "peers": {**self.urls, n: addr["url"]}, "allocation": self._allocations()}
@@ -271,8 +291,6 @@ class RayCluster(Cluster):
             others = {m: self.where[m]["ray_node"] if m in self.pinned else self.placed[m] for m in self.actors if m != n}
             self.placed[n] = choose_host(self.idn.nodes[self.idn.node_index[n]].tier, hosts_from_ray(self.ray.nodes()),
                                          others, {x.id: x.tier for x in self.idn.nodes})  # fmt: skip
-        if type(why).__name__ == "ActorUnschedulableError":
-            why = "its Ray node is gone"
         print(f"{n}: a new actor {self._placement_of(n)} ({why if isinstance(why, str) else _cause(why)})", flush=True)
         self._new_actor(n)
 
