@@ -5,6 +5,7 @@ the cluster tests are tests/test_runtime_ray.py."""
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 
 import pytest
@@ -104,3 +105,23 @@ def test_serve_refuses_bad_ray_options_before_starting_anything(capsys, models_d
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and err.startswith("idn: error:") and all(w in err for w in words), err
     assert not run.exists()
+
+
+def test_an_actor_sweeps_the_files_of_actors_that_died_without_stopping(tmp_path, monkeypatch):
+    """The model files and checkpoint an actor wrote stay behind when its Ray
+    node is lost; the next actor on the machine removes those whose process is gone."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from idn.runtime.ray_node import DIR_PREFIX, sweep_stale
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for name, pid in (("gone", dead.stdout.strip()), ("alive", str(os.getpid())), ("unreadable", "not a pid")):
+        d = tmp_path / f"{DIR_PREFIX}{name}"
+        (d / "models").mkdir(parents=True)
+        (d / "owner.pid").write_text(pid)
+    (tmp_path / "other-tool-dir").mkdir()
+    sweep_stale()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{DIR_PREFIX}alive", f"{DIR_PREFIX}unreadable", "other-tool-dir"]

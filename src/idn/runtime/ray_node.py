@@ -33,6 +33,20 @@ import time
 from pathlib import Path
 
 PUSH_SECONDS = 0.25
+DIR_PREFIX = "idn-ray-"  # an actor's temporary directory: the model files, its checkpoint
+
+
+def sweep_stale() -> None:
+    """Remove the temporary directories of this machine's actors that died
+    without stopping (their machine's Ray node lost, a kill): whose owner
+    process is gone."""
+    for d in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"):
+        try:
+            os.kill(int((d / "owner.pid").read_text()), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):  # not ours to judge (another user's, half written): leave it
+            pass
 
 
 class NodeActor:
@@ -53,7 +67,9 @@ class NodeActor:
         port = self.sock.getsockname()[1]
         self.url = f"http://[{self.host}]:{port}" if ":" in self.host else f"http://{self.host}:{port}"
         self.ray_node = ray.get_runtime_context().get_node_id()
-        self.dir = Path(tempfile.mkdtemp(prefix=f"idn-{node_id}-"))
+        sweep_stale()
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{node_id}-"))
+        (self.dir / "owner.pid").write_text(str(os.getpid()))
         for rel, data in self.bundle["files"].items():  # the model files, from the object store
             path = self.dir / "models" / rel
             path.parent.mkdir(parents=True, exist_ok=True)
