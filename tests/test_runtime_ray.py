@@ -1,11 +1,13 @@
 """``idn serve --backend ray`` on a real Ray cluster: three raylets on this
 machine (``ray.cluster_utils.Cluster``, every one on 127.0.0.1, so all
-traffic stays on loopback), live INFIDA on the wall clock, nodes pinned to
-the raylets by custom resources. One ``idn serve`` goes through the whole
-story, test after test: placement followed, a load fully answered, a raylet
+traffic stays on loopback). One ``idn serve`` (live INFIDA on the wall
+clock, nodes pinned to the raylets by custom resources) goes through the
+story test after test: placement followed, a load fully answered, a raylet
 lost in the middle of a load (nothing lost; the lost nodes skipped), its
 nodes restarted on a raylet that joins with the same resource and resumed
-from the checkpoints kept off the lost one, and SIGTERM leaving no actor."""
+from the checkpoints kept off the lost one, SIGTERM leaving no actor. A
+second one (default placement, a fixed allocation) spreads over the raylets
+and places a lost raylet's nodes again, with the allocation they held."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 PLACEMENT = {"ap-1": "site-a", "ap-2": "site-a", "edge-1": "site-b", "regional-1": "site-b", "cloud": "site-c"}
 # digits (40 a slot from each access node) is more than one model's capacity at an access node
-# (25 a slot), so requests climb every slot and the lost nodes are on their way
+# (about 30 a slot), so requests climb every slot and the lost nodes are on their way
 PER_SLOT = {("ap-1", "digits"): 40, ("ap-1", "wine"): 20, ("ap-1", "breast_cancer"): 10,
             ("ap-2", "digits"): 40, ("ap-2", "wine"): 20, ("ap-2", "breast_cancer"): 10}  # fmt: skip
 SLOTS = 4
@@ -54,7 +56,7 @@ def ray_cluster(request):
 def _reset_ray_address() -> None:
     try:
         from ray._common.utils import reset_ray_address
-    except ImportError:  # Ray before 2.4x
+    except ImportError:  # older Rays
         from ray._private.utils import reset_ray_address
     reset_ray_address()
 
