@@ -201,19 +201,23 @@ class RayCluster(Cluster):
         return True
 
     def _check_sentinels(self) -> None:
+        """Actors whose outstanding call failed: their IDN nodes are lost."""
         refs = {r: n for n, r in self.sentinels.items()}
         ready, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=0) if refs else ([], [])
         lost = [n.id for n in self.idn.nodes if n.id in {refs[r] for r in ready}]  # in the scenario's order
-        if not lost:
-            return
         groups: dict[str, list[str]] = {}
         for n in lost:
-            del self.sentinels[n]
-            self.lost[n] = time.time()
             groups.setdefault(self.where[n]["ray_node"], []).append(n)
         for ray_node, names in groups.items():
             print(f"IDN node(s) {', '.join(names)} on Ray node {ray_node[:8]} ({self.where[names[0]]['host']}) stop answering; "
                   "requests skip them", flush=True)  # fmt: skip
+        self._lose(lost)
+
+    def _lose(self, lost: list[str]) -> None:
+        lost = [n for n in lost if n not in self.lost]
+        for n in lost:
+            self.sentinels.pop(n, None)
+            self.lost[n] = time.time()
         for m, a in self.actors.items():  # the others skip them at once, with no timeout to wait out
             if m not in self.lost:
                 for n in lost:
@@ -223,23 +227,22 @@ class RayCluster(Cluster):
                 print(f"{n}: Ray restarts it on a Ray node with resource {self.pinned[n]!r} (when there is one)", flush=True)
 
     def _settle(self) -> None:
-        """Ray nodes of lost IDN nodes that Ray now says are gone: say so, and
-        place their default-placed nodes again, all at once in the scenario's
+        """Ray nodes that Ray now says are gone: say so with every IDN node
+        they held (lost, if their actors' calls have not failed yet), and
+        place the default-placed ones again, all at once in the scenario's
         order (a pinned one Ray restarts; a dead actor on a live Ray node, too)."""
-        if not self.lost:
-            return
         alive = {h.node_id for h in hosts_from_ray(self.ray.nodes())}
         gone: dict[str, list[str]] = {}
-        for n in [x.id for x in self.idn.nodes if x.id in self.lost]:
-            if self.where[n]["ray_node"] not in alive:
+        for n in [x.id for x in self.idn.nodes]:
+            if self.where[n]["ray_node"] not in alive and self.where[n]["ray_node"] not in self.gone:
                 gone.setdefault(self.where[n]["ray_node"], []).append(n)
         for ray_node, names in gone.items():
-            if ray_node not in self.gone:
-                self.gone.add(ray_node)
-                print(f"lost Ray node {ray_node[:8]} ({self.where[names[0]]['host']}) with IDN node(s) {', '.join(names)}",
-                      flush=True)  # fmt: skip
+            self.gone.add(ray_node)
+            print(f"lost Ray node {ray_node[:8]} ({self.where[names[0]]['host']}) with IDN node(s) {', '.join(names)}",
+                  flush=True)  # fmt: skip
+            self._lose(names)
             for n in names:
-                if n not in self.pinned and self.placed[n] == ray_node:  # bound there: Ray cannot restart it
+                if n not in self.pinned:  # bound there: Ray cannot restart it
                     self._replace(n, "its Ray node is gone")
 
     def _bring_back(self) -> None:
@@ -256,9 +259,14 @@ class RayCluster(Cluster):
             try:
                 addr = ray.get(probe)
             except ray.exceptions.RayError as exc:
-                # ActorUnavailableError: Ray is restarting it, or waits for a place to; ActorUnschedulableError:
-                # its Ray node is gone, which _settle handles; anything else (it failed to start): a new actor
-                if type(exc).__name__ not in ("ActorUnavailableError", "ActorUnschedulableError"):
+                # ActorUnavailableError: Ray is restarting it, or waits for a place to. ActorUnschedulableError:
+                # its Ray node is gone, which _settle says and handles, unless the node had been placed again
+                # there (a second loss before it rejoined). Anything else (it failed to start): a new actor.
+                kind = type(exc).__name__
+                if kind == "ActorUnschedulableError" and n not in self.pinned:
+                    if self.placed[n] not in {h.node_id for h in hosts_from_ray(ray.nodes())}:
+                        self._replace(n, "its Ray node is gone")
+                elif kind != "ActorUnavailableError":
                     self._replace(n, exc)
                 continue
             checkpoint, _ = ray.get(self.keeper.get.remote(n))
@@ -281,6 +289,7 @@ class RayCluster(Cluster):
     def _replace(self, n: str, why) -> None:
         """A new actor for node n, placed by its placement's rule among the live Ray nodes."""
         self.ray.kill(self.actors[n], no_restart=True)
+        self.probes.pop(n, None)  # the old actor's
         self.attempts[n] = self.attempts.get(n, 0) + 1
         if self.attempts[n] > MAX_ATTEMPTS:
             if self.attempts[n] == MAX_ATTEMPTS + 1:
