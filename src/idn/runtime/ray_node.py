@@ -40,7 +40,7 @@ def sweep_stale() -> None:
     """Remove the temporary directories of this machine's actors that died
     without stopping (their machine's Ray node lost, a kill): whose owner
     process is gone."""
-    for d in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"):
+    for d in [d for d in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*") if d.is_dir()]:
         try:
             os.kill(int((d / "owner.pid").read_text()), 0)
         except ProcessLookupError:
@@ -173,7 +173,7 @@ def warm_up(idn, policy: dict | None) -> None:
     from .launcher import allocation_from_policy
     from .routing import live_request_types
 
-    with open(Path(tempfile.gettempdir()) / "idn-ray-warm.lock", "w") as lock:
+    with open(Path(tempfile.gettempdir()) / "idn-numba-warm.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if policy:
             allocation_from_policy(idn, policy["name"], slots=3, seed=int(policy.get("seed", 0)), params=policy.get("params"))
