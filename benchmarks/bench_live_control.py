@@ -44,6 +44,7 @@ import yaml
 
 from idn.model.scenario import load_scenario
 from idn.runtime.models import build_models
+from idn.runtime.oip import json_request
 from idn.runtime.routing import live_request_types
 
 
@@ -142,9 +143,10 @@ async def drive(srv: Serve, sources: list[str], tasks: list[str], inputs: dict, 
             nonlocal k
             x = inputs[task][k % len(inputs[task])].tolist()
             k += 1
-            async with s.post(urls[src] + "/v1/infer", json={"task": task, "input": x}) as r:
+            async with s.post(f"{urls[src]}/v2/models/{task}/infer", data=json_request(x),
+                              headers={"Content-Type": "application/json"}) as r:  # fmt: skip
                 body = await r.json(content_type=None)
-                assert r.status == 200 and "prediction" in body, (src, task, r.status, body)
+                assert r.status == 200 and "outputs" in body, (src, task, r.status, body)
 
         async def end(url, t):
             async with s.post(url + "/v1/slot", json={"end": t}, headers=headers) as r:

@@ -97,3 +97,24 @@ def constant_trace(path: Path, per_slot: dict, slots: int) -> Path:
 
 def run_cli(*args, timeout: float = 120.0) -> subprocess.CompletedProcess:
     return subprocess.run([*IDN, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def infer(url: str, task: str, x, headers: dict | None = None, timeout: float = 20.0) -> tuple[int, dict]:
+    """POST one row to ``url``'s ``/v2/models/{task}/infer`` (JSON); (status, answer)."""
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"inputs": [{"name": "X", "shape": [1, len(x)], "datatype": "FP32", "data": [float(v) for v in x]}]})
+    req = urllib.request.Request(f"{url}/v2/models/{task}/infer", data=body.encode(), method="POST",
+                                 headers={"Content-Type": "application/json", **(headers or {})})  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def where(answer: dict) -> tuple[str, str, list[str]]:
+    """(node, model, path) of an answer: where and by what it was served, and the nodes it passed."""
+    p = answer["parameters"]
+    return p["idn_node"], p["idn_model"], p["idn_path"].split(",")

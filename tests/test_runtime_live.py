@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from runtime_helpers import constant_trace, models_dir, run_cli, serving  # noqa: F401
+from runtime_helpers import constant_trace, infer, models_dir, run_cli, serving, where  # noqa: F401
 
 # wine at the access nodes (their capacity binds: the rest climbs to the
 # cloud), digits at the edge, breast cancer at the regional node
@@ -65,22 +65,26 @@ def test_load_matches_the_simulator(cluster, models_dir, tmp_path):  # noqa: F81
 
 def test_bad_input_gets_a_4xx_and_the_node_stays_up(cluster):
     _, nodes = cluster
-    url = nodes["ap-1"]["url"] + "/v1/infer"
+    url = nodes["ap-1"]["url"] + "/v2/models/wine/infer"
     status, body = _post(url, b"{not json")
     assert status == 400 and "malformed JSON" in body["error"]
-    status, body = _post(url, json.dumps({"task": "speech", "input": [1.0]}).encode())
-    assert status == 400 and "unknown task 'speech'" in body["error"]
-    status, body = _post(url, json.dumps({"task": "wine", "input": [1.0, 2.0]}).encode())
-    assert status == 400 and "13 finite numbers" in body["error"] and "[2]" in body["error"]
-    status, body = _post(url, json.dumps({"task": "wine", "input": "abc"}).encode())
-    assert status == 400
+    status, body = _post(nodes["ap-1"]["url"] + "/v2/models/speech/infer", b"{}")
+    assert status == 404 and "unknown model 'speech'" in body["error"]
+    status, body = infer(nodes["ap-1"]["url"], "wine", [1.0, 2.0])
+    assert status == 400 and "shape [1, 13]" in body["error"] and "[1, 2]" in body["error"]
+    one = {"name": "X", "shape": [1, 13], "datatype": "FP32"}
+    status, body = _post(url, json.dumps({"inputs": [{**one, "data": "abc"}]}).encode())
+    assert status == 400 and "'data'" in body["error"]
+    status, body = _post(url, json.dumps({"inputs": [{**one, "data": ["1"] * 13}]}).encode())
+    assert status == 400 and "13 numbers" in body["error"]
+    status, body = _post(url, json.dumps({"inputs": [{**one, "name": "x", "data": [0] * 13}]}).encode())
+    assert status == 400 and "unknown input 'x'" in body["error"]
     status, body = _post(url, json.dumps([1, 2]).encode())
     assert status == 400
-    forged = {"task": "wine", "input": [0.0] * 13, "source": "ap-1", "slot": "soon", "hops": 3}
-    status, body = _post(url, json.dumps(forged).encode())
-    assert status == 400 and "forwarded request" in body["error"]
-    status, body = _post(url, json.dumps({"task": "wine", "input": [0.0] * 13}).encode())
-    assert status == 200 and body["node"] == "ap-1" and body["hops"] == ["ap-1"]
+    status, body = _post(nodes["ap-1"]["url"] + "/v1/infer", json.dumps({"task": "wine", "input": [0.0] * 13}).encode())
+    assert status == 410 and "/v2/models/{task}/infer" in body["error"]
+    status, body = infer(nodes["ap-1"]["url"], "wine", [0.0] * 13)
+    assert status == 200 and where(body) == ("ap-1", "wine/wine-logreg", ["ap-1"]) and body["parameters"]["idn_hops"] == 0
     with urllib.request.urlopen(nodes["ap-1"]["url"] + "/healthz", timeout=5) as r:
         assert r.status == 200
 
@@ -113,34 +117,33 @@ def test_control_needs_the_token_and_loads_for_real(cluster):
     # not yet reserved for its type; the next slots serve it: tries bounded in count and time, 30 x 0.3 s,
     # enough for several 1 s slots even when the machine is busy)
     for _ in range(30):
-        status, out = _post(url + "/v1/infer", json.dumps({"task": "digits", "input": [0.0] * 64}).encode())
+        status, out = infer(url, "digits", [0.0] * 64)
         assert status == 200
-        if out["node"] == "ap-2":
+        if where(out)[0] == "ap-2":
             break
         time.sleep(0.3)
-    assert out["node"] == "ap-2" and out["model"] == "digits/digits-mlp-small"
+    assert where(out)[:2] == ("ap-2", "digits/digits-mlp-small")
     with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
         assert "idn_service_seconds_bucket" in r.read().decode()  # the request served here was timed
     # swap back: one unload; ap-1 never hosted digits, so its digits requests still go to the edge
     status, out = _post(url + "/v1/allocation", json.dumps({"models": ["wine/wine-logreg"]}).encode(),
                         {"Authorization": f"Bearer {token}"}, method="PUT")  # fmt: skip
     assert status == 200 and out["unloaded"] == ["digits/digits-mlp-small"]
-    status, out = _post(nodes["ap-1"]["url"] + "/v1/infer", json.dumps({"task": "digits", "input": [0.0] * 64}).encode())
-    assert status == 200 and out["hops"] == ["ap-1", "edge-1"]
+    status, out = infer(nodes["ap-1"]["url"], "digits", [0.0] * 64)
+    assert status == 200 and where(out)[2] == ["ap-1", "edge-1"] and out["parameters"]["idn_hops"] == 1
 
 
 def test_an_announced_allocation_changes_the_routes_below(cluster):
     run_dir, nodes = cluster
     token = (run_dir / "token").read_text().strip()
     auth = {"Authorization": f"Bearer {token}"}
-    req = json.dumps({"task": "breast_cancer", "input": [0.0] * 30}).encode()
-    status, out = _post(nodes["ap-1"]["url"] + "/v1/infer", req)
-    assert out["node"] == "regional-1"
+    status, out = infer(nodes["ap-1"]["url"], "breast_cancer", [0.0] * 30)
+    assert where(out)[0] == "regional-1"
     status, out = _post(nodes["edge-1"]["url"] + "/v1/allocation",
                         json.dumps({"models": ["digits/digits-logreg", "breast_cancer/breast_cancer-mlp-small"]}).encode(),
                         auth, method="PUT")  # fmt: skip
     assert status == 200
     with urllib.request.urlopen(nodes["ap-1"]["url"] + "/v1/state", timeout=5) as r:
         assert json.loads(r.read())["counters"]["announcements"] >= 1
-    status, out = _post(nodes["ap-1"]["url"] + "/v1/infer", req)
-    assert status == 200 and out["node"] == "edge-1" and out["model"] == "breast_cancer/breast_cancer-mlp-small"
+    status, out = infer(nodes["ap-1"]["url"], "breast_cancer", [0.0] * 30)
+    assert status == 200 and where(out)[:2] == ("edge-1", "breast_cancer/breast_cancer-mlp-small")

@@ -88,7 +88,8 @@ def cmd_serve(args) -> int:
                       token=args.token, hop_timeout_s=args.hop_timeout, epoch=args.epoch,
                       latency_scale=args.latency_scale, deterministic=args.deterministic,
                       policy={"name": args.policy, "params": params, "seed": args.seed} if live else None,
-                      control_hop_timeout_s=args.control_hop_timeout, **backend)  # fmt: skip
+                      control_hop_timeout_s=args.control_hop_timeout, emulate=not args.no_emulation,
+                      max_batch=args.max_batch, max_batch_wait_us=args.max_batch_wait_us, **backend)  # fmt: skip
     dashboard = None if args.no_dashboard else DashboardProcess(args.run_dir, port=args.dashboard_port)
     cluster.start()
     if dashboard is not None:
@@ -194,6 +195,11 @@ def add_commands(sub) -> None:
                    help="local: one process per node here; ray: one actor per node on a Ray cluster (docs/live.md)")
     s.add_argument("--address", help="--backend ray: the Ray cluster's address (default: start a small one here)")
     s.add_argument("--placement", help="--backend ray: JSON {node id: Ray custom resource} (default: spread, a tier apart)")
+    s.add_argument("--no-emulation", action="store_true",
+                   help="no emulated link latency nor service time: the software alone (benchmarks)")
+    s.add_argument("--max-batch", type=int, default=32, help="micro-batch: at most this many requests per model run")
+    s.add_argument("--max-batch-wait-us", type=float, default=0.0,
+                   help="micro-batch: how long the first request waits for others (0: those that arrived together)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("dashboard", help="serve the live dashboard page of a running IDN (RUN: its run dir)")

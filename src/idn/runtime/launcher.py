@@ -91,7 +91,8 @@ class Cluster:
 
     def __init__(self, scenario_path, idn: IDN, models_dir, allocation: dict, run_dir, nodes=None, peers=None,
                  token=None, hop_timeout_s: float = 2.0, epoch: float | None = None, latency_scale: float = 1.0,
-                 policy: dict | None = None, deterministic: bool = False, control_hop_timeout_s: float | None = None):  # fmt: skip
+                 policy: dict | None = None, deterministic: bool = False, control_hop_timeout_s: float | None = None,
+                 emulate: bool = True, max_batch: int = 32, max_batch_wait_us: float = 0.0):  # fmt: skip
         self.idn, self.run_dir = idn, Path(run_dir)
         ids = [n.id for n in idn.nodes]
         local = list(nodes or ids)
@@ -106,6 +107,8 @@ class Cluster:
             raise ValueError("--nodes needs --peers FILE (the addresses of every node)")
         if latency_scale < 0 or hop_timeout_s <= 0:
             raise ValueError("--latency-scale must be >= 0 and --hop-timeout > 0")
+        if int(max_batch) < 1 or not 0 <= max_batch_wait_us <= 1e6:
+            raise ValueError("--max-batch must be >= 1 and --max-batch-wait-us within [0, 1e6]")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         for old in (self.run_dir / "state").glob("*.npz"):  # a new run: the last run's node checkpoints are not ours
@@ -121,7 +124,8 @@ class Cluster:
             "allocation": allocation, "epoch": float(epoch if epoch is not None else time.time()),
             "peers": urls, "hop_timeout_s": hop_timeout_s, "latency_scale": latency_scale,
             "run_dir": str(self.run_dir.resolve()), "policy": policy, "deterministic": bool(deterministic),
-            "control_hop_timeout_s": control_hop_timeout_s,
+            "control_hop_timeout_s": control_hop_timeout_s, "emulate": bool(emulate), "max_batch": int(max_batch),
+            "max_batch_wait_us": float(max_batch_wait_us),
         }  # fmt: skip
         self.cfg = cfg
         (self.run_dir / "serve.json").write_text(json.dumps(cfg, indent=2))

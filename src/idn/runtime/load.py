@@ -26,6 +26,7 @@ from ..model.network import IDN, TIERS
 from .launcher import LOOPBACK
 from .load_feed import LoadFeed, predicted_rows
 from .node_parts import SlotClock
+from .oip import json_request
 
 
 def read_run(run_dir: str | Path) -> tuple[list[dict], dict]:
@@ -89,10 +90,11 @@ async def _replay(reqs: pd.DataFrame, urls: dict, inputs: dict, clock: SlotClock
             t0 = time.perf_counter()
             rec = {"task": row.task, "source": row.source, "label": y, "trace_slot": int(row.slot)}
             try:
-                async with session.post(f"{urls[row.source]}/v1/infer", json={"task": row.task, "input": x}) as r:
+                async with session.post(f"{urls[row.source]}/v2/models/{row.task}/infer", data=json_request(x),
+                                        headers={"Content-Type": "application/json"}) as r:  # fmt: skip
                     body = await r.json(content_type=None)
-                    rec.update(status=r.status, body=body)
-            except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as exc:
+                    rec.update(status=r.status, body=_record(body) if r.status == 200 else body)
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as exc:
                 rec.update(status=None, body={"error": f"{type(exc).__name__}: {exc}"})
             rec["ms"] = (time.perf_counter() - t0) * 1000.0
             out.append(rec)
@@ -118,6 +120,13 @@ async def _replay(reqs: pd.DataFrame, urls: dict, inputs: dict, clock: SlotClock
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
         await send_all(session)
     return out
+
+
+def _record(answer: dict) -> dict:
+    """What the report reads off an Open Inference Protocol answer: the label, where and by what it was served."""
+    p = answer["parameters"]
+    label = next(o["data"][0] for o in answer["outputs"] if o["name"] == "label")
+    return {"prediction": label, "node": p["idn_node"], "model": p["idn_model"], "hops": p["idn_path"].split(",")}
 
 
 async def _drive(reqs: pd.DataFrame, urls: dict, inputs: dict, token: str, k0: int, n_slots: int, deadline: float,

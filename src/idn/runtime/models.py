@@ -90,6 +90,19 @@ def predict(session, x: np.ndarray) -> np.ndarray:
     return session.run(["label"], {session.get_inputs()[0].name: x})[0]
 
 
+def predict_all(session, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (N,) int64, probabilities (N, classes) float32) for the rows of x."""
+    # the built models' input is "X" (skl2onnx's name); looking it up costs more than a small model's run
+    label, probs = session.run(["label", "probabilities"], {"X": x})
+    return label, probs
+
+
+def task_classes(models_dir: str | Path) -> dict[str, int]:
+    """{task: number of classes}, from the held-out labels the build wrote beside the models."""
+    return {t: int(np.load(Path(models_dir) / "data" / f"{t}.npz")["y"].max()) + 1 for t in TASKS
+            if (Path(models_dir) / "data" / f"{t}.npz").exists()}  # fmt: skip
+
+
 def _median_ms(session, x: np.ndarray, runs: int) -> float:
     name = session.get_inputs()[0].name
     rows = [x[i % len(x)][None, :] for i in range(runs)]
@@ -157,7 +170,7 @@ def write_catalog(path: Path, built: list[BuiltModel]) -> None:
 
 
 def read_catalog_files(models_dir: str | Path) -> dict[str, dict]:
-    """{catalog name: {"task", "file" (absolute), "n_features"}} of a built directory."""
+    """{catalog name: {"task", "file" (absolute), "n_features", "service_ms" (measured, batch 1)}} of a built directory."""
     models_dir = Path(models_dir)
     path = models_dir / "catalog.csv"
     if not path.exists():
@@ -166,7 +179,8 @@ def read_catalog_files(models_dir: str | Path) -> dict[str, dict]:
         rows = list(csv.DictReader(fh))
     if rows and "file" not in rows[0]:
         raise ValueError(f"{path}: no 'file' column: not a directory made by 'idn models build'")
-    return {r["model"]: {"task": r["task"], "file": str(models_dir / r["file"]), "n_features": int(r["n_features"])} for r in rows}
+    return {r["model"]: {"task": r["task"], "file": str(models_dir / r["file"]), "n_features": int(r["n_features"]),
+                         "service_ms": float(r["cpu_ms_per_step"])} for r in rows}  # fmt: skip
 
 
 # ---- the demo scenario -----------------------------------------------------------

@@ -1,8 +1,8 @@
 """One IDN node: an aiohttp server in its own OS process (live-idn.md).
 
-Data plane: ``POST /v1/infer`` serves a request here or forwards it one hop
-up its path (:mod:`idn.runtime.routing` decides); inference runs in a thread
-pool, so the event loop never blocks. Control: ``PUT /v1/allocation``
+Data plane (:mod:`.dataplane`): the Open Inference Protocol, ``/v2/...``;
+``POST /v2/models/{task}/infer`` serves a request here or forwards it one hop
+up its path (:mod:`idn.runtime.routing` decides). Control: ``PUT /v1/allocation``
 (Bearer token) swaps the allocation (:mod:`idn.runtime.store`) and announces
 it to the nodes below; ``PUT /v1/announce`` and ``PUT /v1/counts`` take
 other nodes' allocations and per-slot request counts. ``GET /v1/state``,
@@ -30,15 +30,16 @@ import numpy as np
 from aiohttp import web
 
 from .. import serving
+from .dataplane import DataPlane
 from .live_policies import LIVE_POLICIES, make_control_plane
-from .models import predict, read_catalog_files
+from .models import predict_all, read_catalog_files, task_classes
 from .node_control import ControlEndpoints
 from .node_parts import DrivenClock, NodeMetrics, SlotClock, bad_request, check_token
 from .routing import Router, SlotCapacity, live_request_types
 from .store import ModelStore
 
 
-class Node(ControlEndpoints):
+class Node(DataPlane, ControlEndpoints):
     def __init__(self, cfg: dict, node_id: str, idn, token: str):
         self.cfg, self.idn, self.id, self.token = cfg, idn, node_id, token
         self.rt = live_request_types(idn)
@@ -50,9 +51,14 @@ class Node(ControlEndpoints):
         self.capacity = SlotCapacity(self.router)
         self.peers: dict[str, str] = cfg["peers"]
         self.hop_timeout = float(cfg.get("hop_timeout_s", 2.0))
-        self.latency_scale = float(cfg.get("latency_scale", 1.0))  # 0: no emulated link latency (benchmarks)
+        self.latency_scale = float(cfg.get("latency_scale", 1.0))  # 0: no emulated link latency
+        self.emulate = bool(cfg.get("emulate", True))  # False (--no-emulation): no emulated links nor service times
+        self.max_batch = int(cfg.get("max_batch", 32))
+        self.max_wait_s = float(cfg.get("max_batch_wait_us", 0)) / 1e6
+        self.inline_ms = float(cfg.get("inline_ms", 0.1))  # models faster than this run in the event loop (batching.py)
+        self.key = token.encode()  # the forwarding proof's HMAC key (forwarding.py)
         files = read_catalog_files(cfg["models"])
-        self.n_features = {}
+        self.n_features, self.model_service_ms = {}, {}
         model_files = {}
         for m, model in enumerate(idn.models):
             name = model.id.split("/", 1)[1]
@@ -60,12 +66,17 @@ class Node(ControlEndpoints):
                 raise ValueError(f"model {model.id!r}: no file for {name!r} in {cfg['models']}/catalog.csv")
             model_files[m] = files[name]["file"]
             self.n_features[model.task] = files[name]["n_features"]
+            self.model_service_ms[m] = files[name]["service_ms"]
+        self.n_classes = task_classes(cfg["models"])
         self.store = ModelStore(model_files, [m.id for m in idn.models])
         # what this node believes every node hosts; its own row is the truth
         self.hosts = idn.allocation_from_ids(cfg.get("allocation") or {}) > 0.5
         self.version = 0
         self.pool = ThreadPoolExecutor(max_workers=min(4, self.node.workers), thread_name_prefix=f"infer-{node_id}")
-        self.metrics = NodeMetrics(node_id)
+        self.metrics = NodeMetrics(node_id, idn.tasks)
+        self.batchers: dict = {}  # model index -> MicroBatcher
+        self.hop_pools: dict = {}  # next hop (node index) -> HopPool: kept-alive connections
+        self.stopping = False
         self.counters = {k: 0 for k in ("received", "served", "forwarded", "errors", "skipped_hops", "announcements", "counts_sent")}
         self.arrivals: dict[int, np.ndarray] = {}  # slot -> (R,) requests that entered here
         self.client: aiohttp.ClientSession | None = None
@@ -89,126 +100,16 @@ class Node(ControlEndpoints):
         # first call, ~1 s that would stall the loop at the first slot) and each session
         serving.capacity_share(self.rt, np.ones(self.rt.n_types))
         for m, sess in self.store.sessions.items():
-            predict(sess, np.zeros((1, self.n_features[self.idn.models[m].task]), dtype=np.float32))
+            predict_all(sess, np.zeros((1, self.n_features[self.idn.models[m].task]), dtype=np.float32))
         self._tasks = [] if self.cfg.get("deterministic") else [asyncio.create_task(self._slot_loop())]
 
     async def stop(self) -> None:
+        for pool in self.hop_pools.values():
+            pool.close()
         for t in self._tasks:
             t.cancel()
         await self.client.close()
         self.pool.shutdown(wait=True)
-
-    # ---- data plane ----------------------------------------------------------------
-    async def infer(self, request: web.Request) -> web.Response:
-        t0 = time.perf_counter()
-        self.counters["received"] += 1
-        self.metrics.received.inc()
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return self._error(400, f"malformed JSON: {exc}")
-        if not isinstance(body, dict):
-            return self._error(400, "the body must be a JSON object with 'task' and 'input'")
-        task = body.get("task")
-        if not isinstance(task, str) or task not in self.idn.task_index:  # a list or a dict is unhashable
-            return self._error(400, f"unknown task {task!r} (tasks: {', '.join(self.idn.tasks)})")
-        x = body.get("input")
-        n = self.n_features[task]
-        try:
-            arr = np.asarray(x, dtype=np.float32)
-        except (TypeError, ValueError):
-            arr = None
-        if arr is None or arr.shape != (n,) or not np.isfinite(arr).all():
-            shape = "not a list of numbers" if arr is None else f"shape {list(arr.shape)}"
-            return self._error(400, f"input for task {task!r} must be a list of {n} finite numbers, got {shape}")
-        entering = "source" not in body
-        source = self.id if entering else str(body["source"])
-        if source not in self.idn.node_index:
-            return self._error(400, f"unknown source node {source!r}")
-        rho = self.router.request_type(source, task)
-        if self.router.position[rho] < 0:
-            return self._error(400, f"this node is not on the path of requests from {source!r}")
-        slot, hops = body.get("slot", self.clock.now()), body.get("hops", [])
-        if entering:
-            slot = self.clock.now()
-            self.arrivals.setdefault(slot, np.zeros(self.rt.n_types))[rho] += 1
-        elif not (isinstance(slot, int) and slot >= 0 and isinstance(hops, list) and all(isinstance(h, str) for h in hops)):
-            return self._error(400, "a forwarded request needs 'slot' (an integer >= 0) and 'hops' (node ids)")
-        hops = [*hops, self.id]
-        d = self.router.decide(rho, self.hosts, lambda e: self.capacity.has_capacity(e, slot))
-        if d.serve:
-            out = await self._serve(d.entry, arr, slot, hops)
-        else:
-            out = await self._forward(rho, d.next_hop, {**body, "source": source, "slot": slot, "hops": hops})
-        if isinstance(out, web.Response):
-            return out
-        if hasattr(self.control, "observe"):  # a cache learns from where its requests were served
-            where, model = self.idn.node_index.get(out.get("node")), self.idn.model_index.get(out.get("model"))
-            if where is not None and model is not None:
-                self.control.observe(rho, where, model)
-        if entering:
-            out["timings_ms"]["total"] = (time.perf_counter() - t0) * 1000.0
-        return web.json_response(out)
-
-    async def _serve(self, e: int, x: np.ndarray, slot: int, hops: list[str]) -> dict:
-        m = int(self.rt.model[e])
-        self.capacity.take(e, slot)  # before the await: a concurrent request must see the slot taken
-        session = self.store.session(m)
-        t0 = time.perf_counter()
-        label = await asyncio.get_running_loop().run_in_executor(self.pool, predict, session, x[None, :])
-        ms = (time.perf_counter() - t0) * 1000.0
-        # the scenario's service time tau (the node's hardware, docs/model.md section 2) is
-        # emulated as links are: the answer waits out what the real model did not take
-        extra = max(0.0, self.latency_scale * float(self.idn.service_time_ms[self.v, m]) - ms)
-        if extra > 0:
-            await asyncio.sleep(extra / 1000.0)
-        self.counters["served"] += 1
-        self.metrics.served(self.idn.models[m].id, ms)
-        pred = label[0].item()
-        return {"prediction": pred, "node": self.id, "model": self.idn.models[m].id, "hops": hops, "slot": slot,
-                "timings_ms": {"service": ms, "emulated_service": extra,
-                               "emulated_link": 0.0}}  # fmt: skip
-
-    async def _forward(self, rho: int, k: int, body: dict):
-        """Send one hop up; a node that does not answer in time is skipped (the
-        next one up gets the request). The emulated link latency is waited out
-        here, on the sending side, once each way."""
-        path = self.router.path(rho)
-        here = int(self.router.position[rho])
-        reasons = []
-        while k < len(path):
-            target = self.idn.nodes[path[k]].id
-            wait = self.latency_scale * self.router.link_ms(rho, here, k) / 1000.0
-            try:
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                # the answer may come from further up: allow each remaining hop its timeout and links
-                limit = self.hop_timeout * (len(path) - k) + 2.0 * self.router.link_ms(rho, k, len(path) - 1) / 1000.0
-                timeout = aiohttp.ClientTimeout(total=limit)
-                async with self.client.post(f"{self.peers[target]}/v1/infer", json=body, timeout=timeout) as resp:
-                    out = await resp.json()
-                    status = resp.status
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            except (aiohttp.ClientError, asyncio.TimeoutError, KeyError, json.JSONDecodeError) as exc:
-                reasons.append(f"{target}: {type(exc).__name__}")
-                self.counters["skipped_hops"] += 1
-                self.metrics.skipped.inc()
-                k += 1
-                continue
-            self.counters["forwarded"] += 1
-            self.metrics.forwarded.inc()
-            if status != 200:
-                return web.json_response(out, status=status)
-            out.setdefault("timings_ms", {})
-            out["timings_ms"]["emulated_link"] = out["timings_ms"].get("emulated_link", 0.0) + 2000.0 * wait
-            return out
-        return self._error(503, f"no node up the path answered ({'; '.join(reasons)})")
-
-    def _error(self, status: int, msg: str) -> web.Response:
-        self.counters["errors"] += 1
-        self.metrics.errors.inc()
-        return bad_request(status, msg)
 
     # ---- control plane ---------------------------------------------------------------
     async def put_allocation(self, request: web.Request) -> web.Response:
@@ -217,7 +118,7 @@ class Node(ControlEndpoints):
             return denied
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             return bad_request(400, f"malformed JSON: {exc}")
         models = body.get("models") if isinstance(body, dict) else None
         if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
@@ -313,7 +214,12 @@ class Node(ControlEndpoints):
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
         app.add_routes([
-            web.post("/v1/infer", self.infer), web.get("/v1/state", self.state),
+            web.get("/v2", self.v2_server), web.get("/v2/health/live", self.v2_live), web.get("/v2/health/ready", self.v2_ready),
+            web.get("/v2/models/{task}", self.v2_model), web.get("/v2/models/{task}/versions/{version}", self.v2_model),
+            web.get("/v2/models/{task}/ready", self.v2_model_ready),
+            web.get("/v2/models/{task}/versions/{version}/ready", self.v2_model_ready),
+            web.post("/v2/models/{task}/infer", self.v2_infer), web.post("/v2/models/{task}/versions/{version}/infer", self.v2_infer),
+            web.post("/v1/infer", self.v1_infer_gone), web.get("/v1/state", self.state),
             web.put("/v1/allocation", self.put_allocation), web.put("/v1/announce", self.put_announce),
             web.put("/v1/counts", self.put_counts), web.get("/metrics", self.prometheus), web.get("/healthz", self.healthz),
             web.put("/v1/control", self.put_control), web.post("/v1/slot", self.post_slot), web.get("/v1/history", self.get_history),
@@ -331,7 +237,7 @@ def _count(x, number: bool = False) -> bool:
 async def _json_object(request: web.Request) -> dict | None:
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return None
     return body if isinstance(body, dict) else None
 
@@ -380,6 +286,7 @@ async def _main(run_dir: Path, node_id: str, fd: int | None) -> None:
     watch = asyncio.create_task(orphan_watch())
     print(f"node {node_id}: serving on {node.peers[node_id]}", flush=True)
     await stop.wait()
+    node.stopping = True  # /v2/health/ready says so while the requests in flight finish
     t0 = time.perf_counter()
     watch.cancel()
     await runner.cleanup()  # finishes the requests in flight
@@ -393,7 +300,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) < 2:
         print("usage: python -m idn.runtime.node RUN_DIR NODE_ID [LISTEN_FD]", file=sys.stderr)
         return 2
-    asyncio.run(_main(Path(args[0]), args[1], int(args[2]) if len(args) > 2 else None))
+    run = asyncio.run
+    if os.environ.get("IDN_EVENT_LOOP", "uvloop") == "uvloop":
+        try:  # measured: a node's CPU per request falls by a quarter to a half (benchmarks/README.md)
+            import uvloop
+
+            run = uvloop.run
+        except ImportError:  # not on this platform: the standard loop serves too
+            pass
+    run(_main(Path(args[0]), args[1], int(args[2]) if len(args) > 2 else None))
     # everything is closed and flushed: skip the interpreter's teardown (numba and
     # onnxruntime make it take seconds on a busy machine, and a stop should be prompt)
     sys.stdout.flush()

@@ -116,7 +116,7 @@ class ControlEndpoints:
             return bad_request(409, f"node {self.id!r} runs no policy that exchanges control messages")
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             return bad_request(400, f"malformed JSON: {exc}")
         err = self.control.receive(body)
         return bad_request(400, err) if err else web.json_response({"ok": True})
@@ -130,7 +130,7 @@ class ControlEndpoints:
             return bad_request(409, "slots follow the wall clock here (start 'idn serve' with --deterministic to drive them)")
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             return bad_request(400, f"malformed JSON: {exc}")
         t = body.get("end") if isinstance(body, dict) else None
         async with self._slot_lock:  # checked under the lock: a repeated call must not run the round twice

@@ -35,11 +35,46 @@ class DrivenClock:
         return self.slot
 
 
+class TritonStats:
+    """Triton's inference metrics, under Triton's own names (``nv_inference_*``,
+    labels ``model`` = the protocol's model name, i.e. the task, and
+    ``version``), so that dashboards made for Triton read a node as they read
+    a Triton server. They describe what this node answered itself: requests
+    it served or refused, not those it passed up the path (those are
+    ``idn_requests_forwarded``). prometheus-client's Counter would rename them
+    ``..._total``; plain dict counters, rendered by :meth:`render`, keep
+    the names and cost less per request."""
+
+    NAMES = {
+        "nv_inference_request_success": "requests served here",
+        "nv_inference_request_failure": "requests answered here with an error",
+        "nv_inference_count": "inferences run (rows: a batch of n counts n)",
+        "nv_inference_exec_count": "model executions (batches); count / exec_count is the mean batch size",
+        "nv_inference_request_duration_us": "cumulative time from a request's arrival here to its answer, us",
+        "nv_inference_queue_duration_us": "cumulative time requests waited for their batch, us",
+        "nv_inference_compute_infer_duration_us": "cumulative time of the model runs, us (once per batch)",
+    }  # fmt: skip
+
+    def __init__(self, tasks):
+        self.values = {t: dict.fromkeys(self.NAMES, 0.0) for t in tasks}
+
+    def render(self) -> bytes:
+        """Prometheus text, Triton's names and types as Triton writes them."""
+        lines = []
+        for name, doc in self.NAMES.items():
+            lines += [f"# HELP {name} {doc}", f"# TYPE {name} counter"]
+            for task, v in self.values.items():
+                label = task.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                lines.append(f'{name}{{model="{label}",version="1"}} {v[name]:.17g}')
+        return ("\n".join(lines) + "\n").encode()
+
+
 class NodeMetrics:
     """One registry per node process, rendered at GET /metrics."""
 
-    def __init__(self, node_id: str):
+    def __init__(self, node_id: str, tasks=()):
         r = self.registry = CollectorRegistry()
+        self.triton = TritonStats(tasks)
         lbl = {"node": node_id}
         self.received = Counter("idn_requests_received", "requests received", registry=r, labelnames=["node"]).labels(**lbl)
         self._served = Counter("idn_requests_served", "requests served here", ["node", "model"], registry=r)
@@ -53,6 +88,7 @@ class NodeMetrics:
         self._loads = Counter("idn_model_loads", "onnxruntime sessions created", ["node", "model"], registry=r)
         self._load_time = Histogram("idn_model_load_seconds", "time to create a session", ["node"], registry=r)
         self.node_id = node_id
+        self._children: dict = {}
         self._slot = Gauge("idn_slot", "the next slot whose control round runs here", ["node"], registry=r).labels(**lbl)
         self._messages = {
             k: Counter(f"idn_control_{k}", f"INFIDA control messages {k.split('_')[1]}", ["node"], registry=r).labels(**lbl)
@@ -67,8 +103,12 @@ class NodeMetrics:
         self._resumed.set(-1)
 
     def served(self, model: str, ms: float) -> None:
-        self._served.labels(node=self.node_id, model=model).inc()
-        self._latency.labels(node=self.node_id, model=model).observe(ms / 1000.0)
+        c = self._children.get(model)
+        if c is None:  # labels() costs more than the increment: bound once per model
+            c = self._children[model] = (self._served.labels(node=self.node_id, model=model),
+                                         self._latency.labels(node=self.node_id, model=model))  # fmt: skip
+        c[0].inc()
+        c[1].observe(ms / 1000.0)
 
     def loaded(self, model: str, seconds: float) -> None:
         self._loads.labels(node=self.node_id, model=model).inc()
@@ -88,10 +128,11 @@ class NodeMetrics:
         self._slot.set(slot)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + self.triton.render()
 
 
 def bad_request(status: int, msg: str) -> web.Response:
+    """The protocol's error: ``{"error": msg}`` with a 4xx (or 503) status."""
     return web.json_response({"error": msg}, status=status)
 
 

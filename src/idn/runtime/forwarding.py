@@ -1,0 +1,181 @@
+"""Node-to-node forwarding: the proof a forwarded request carries, and one
+kept-alive connection pool per next hop.
+
+**The proof.** A node forwards a request as it came (body and headers the
+protocol reads) and adds one header::
+
+    IDN-Forwarded: SLOT;HOPS;MAC
+
+SLOT is the slot the request was stamped with where it entered, HOPS the
+indices (in the scenario's node order) of the nodes it passed, the entry
+first, and MAC the HMAC-SHA256, keyed with the run's token, of the task, the
+``Inference-Header-Content-Length``, SLOT, HOPS and the body. The token
+never travels on the data plane, and a MAC binds the fields to that body. A
+request without a valid header is an entering request; one that carries the
+header with a MAC that does not check out is refused (403).
+
+**The client.** :class:`HopPool` keeps idle HTTP/1.1 connections to one next
+hop and sends a request in one write. It speaks only to the IDN's own nodes,
+whose answers always carry a Content-Length (chunked answers are refused), and
+it exists because it is cheaper: aiohttp's client spent 210-340 us of CPU
+per request on this machine, this one 50-100 us (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+
+FORWARD_HEADER = "IDN-Forwarded"
+SERVED_HEADER = "IDN-Served"  # "NODE;MODEL" (indices): where an answer was served, read by caches below
+IDLE_S = 20.0  # an idle connection older than this is dropped (the servers keep them 75 s)
+
+
+def _mac(key: bytes, task: str, header_length: str | None, slot: int, hops: str, body: bytes) -> str:
+    msg = f"{task};{header_length or ''};{slot};{hops}\n".encode() + body
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def sign(key: bytes, task: str, header_length: str | None, slot: int, hops: tuple[int, ...], body: bytes) -> str:
+    """The IDN-Forwarded header value for a request forwarded with these fields."""
+    h = ",".join(map(str, hops))
+    return f"{slot};{h};{_mac(key, task, header_length, slot, h, body)}"
+
+
+def verify(key: bytes, value: str, task: str, header_length: str | None, body: bytes, n_nodes: int) -> tuple[int, tuple[int, ...]] | str:
+    """(slot, hops) of a forwarded request whose proof checks out, else the reason it does not."""
+    parts = value.split(";")
+    if len(parts) != 3:
+        return "malformed IDN-Forwarded header"
+    slot, hops, mac = parts
+    if not hmac.compare_digest(mac.encode(), _mac(key, task, header_length, _int(slot), hops, body).encode()):
+        return "forwarded request without a valid proof (IDN-Forwarded MAC)"
+    seq = tuple(_int(h) for h in hops.split(","))
+    if _int(slot) < 0 or not seq or not all(0 <= h < n_nodes for h in seq) or len(set(seq)) != len(seq):
+        return "malformed IDN-Forwarded fields"
+    return _int(slot), seq
+
+
+def _int(s: str) -> int:
+    return int(s) if s.isdigit() and len(s) < 16 else -1
+
+
+class HopError(Exception):
+    """The next hop did not answer well: refused, reset, closed or garbled."""
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self):
+        self.transport = None
+        self.buf = bytearray()
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+        self.last_used = time.monotonic()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def connection_lost(self, exc):
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(HopError(f"connection closed ({type(exc).__name__ if exc else 'by the peer'})"))
+
+    def data_received(self, data: bytes):
+        self.buf += data
+        if self.waiter is None or self.waiter.done():
+            return
+        try:
+            res = _response(self.buf)
+        except HopError as exc:
+            self.waiter.set_exception(exc)
+            return
+        if res is not None:
+            self.waiter.set_result(res)
+
+
+def _response(buf: bytearray):
+    """(status, headers (lower-case names), body, keep-alive) once a whole answer is in buf, else None."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split(" ", 2)[1])
+    except (IndexError, ValueError):
+        raise HopError(f"bad status line {lines[0][:60]!r}") from None
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    if "chunked" in headers.get("transfer-encoding", ""):
+        raise HopError("chunked answer (nodes always send a Content-Length)")
+    n = int(headers.get("content-length", "0"))
+    if len(buf) < end + 4 + n:
+        return None
+    body = bytes(buf[end + 4 : end + 4 + n])
+    del buf[: end + 4 + n]
+    return status, headers, body, headers.get("connection", "").lower() != "close"
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
+
+
+class HopPool:
+    """Kept-alive connections to one next hop (host, port)."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.idle: list[_Conn] = []
+
+    async def _connect(self) -> _Conn:
+        _, conn = await asyncio.get_running_loop().create_connection(_Conn, self.host, self.port)
+        return conn
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float):
+        """(status, headers, body) of one POST; HopError, OSError or TimeoutError when the hop fails."""
+        head = [f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Length: {len(body)}\r\n"]
+        head += [f"{k}: {v}\r\n" for k, v in headers.items()]
+        data = "".join(head).encode("latin-1") + b"\r\n" + body
+        now = time.monotonic()
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed and now - conn.last_used < IDLE_S:
+                try:
+                    return await self._send(conn, data, timeout)
+                except HopError:
+                    if conn.buf:  # it had started to answer: the request may have been served
+                        raise
+                    # a kept-alive connection the server had just closed: the request never arrived; retry
+            elif not conn.closed:
+                conn.transport.close()
+        return await self._send(await asyncio.wait_for(self._connect(), timeout), data, timeout)
+
+    async def _send(self, conn: _Conn, data: bytes, timeout: float):
+        loop = asyncio.get_running_loop()
+        waiter = conn.waiter = loop.create_future()
+        conn.buf.clear()
+        conn.transport.write(data)
+        timer = loop.call_later(timeout, _expire, waiter)  # cheaper than asyncio.wait_for's wrapper
+        try:
+            status, headers, body, keep = await waiter
+        except BaseException:
+            conn.transport.close()  # a timed-out or broken connection is never reused
+            raise
+        finally:
+            timer.cancel()
+        conn.waiter = None
+        conn.last_used = time.monotonic()
+        if keep and not conn.closed and not conn.buf:
+            self.idle.append(conn)
+        else:
+            conn.transport.close()
+        return status, headers, body
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.transport.close()
+        self.idle.clear()
