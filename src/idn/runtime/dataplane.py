@@ -94,6 +94,7 @@ class DataPlane:
             except ProtocolError as exc:
                 return self._fail(exc.status, str(exc), task)
             slot, hops = self.clock.now(), ()
+            self.counters["entered"] += 1
             rho = self.router.request_type(self.id, task)
             counts = self.arrivals.get(slot)
             if counts is None:

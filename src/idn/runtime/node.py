@@ -77,7 +77,7 @@ class Node(DataPlane, ControlEndpoints):
         self.batchers: dict = {}  # model index -> MicroBatcher
         self.hop_pools: dict = {}  # next hop (node index) -> HopPool: kept-alive connections
         self.stopping = False
-        self.counters = {k: 0 for k in ("received", "served", "forwarded", "errors", "skipped_hops", "announcements", "counts_sent")}
+        self.counters = {k: 0 for k in ("received", "entered", "served", "forwarded", "errors", "skipped_hops", "announcements", "counts_sent")}
         self.arrivals: dict[int, np.ndarray] = {}  # slot -> (R,) requests that entered here
         self.client: aiohttp.ClientSession | None = None
         self._count_targets = self.router.upstream_of_types()

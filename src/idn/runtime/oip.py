@@ -129,7 +129,8 @@ def _tensor(t: dict, binary: bytes, task: str, n: int) -> tuple[np.ndarray, int]
         if arr is None or arr.shape != (n,) or arr.dtype.kind not in "biuf":
             raise ProtocolError(400, f"input {INPUT!r} of model {task!r} must hold {n} numbers")
         used = 0
-    x = arr.astype(np.float32).reshape(1, n)
+    with np.errstate(over="ignore", invalid="ignore"):  # what overflows FP32 is refused just below
+        x = arr.astype(np.float32).reshape(1, n)
     if not np.isfinite(x).all():
         raise ProtocolError(400, f"input {INPUT!r} holds numbers that are not finite (or overflow FP32)")
     return x, used
