@@ -35,10 +35,16 @@ def models_dir(tmp_path_factory) -> Path:
         # so where a request is served); the tests take them from one quiet measurement
         built = [replace(b, service_ms=SERVICE_MS[b.variant]) for b in built]
         write_catalog(out / "catalog.csv", built)
-        (out / "live-demo.yaml").write_text(demo_scenario(built))
+        # the runtime tests' hardware: capacity binds at the access nodes only, and an edge
+        # holds a quarter of all bytes (the demo's tiers bind everywhere: test_runtime_cli checks them)
+        edge = 0.25 * sum(b.size_mb for b in built)
+        (out / "live-demo.yaml").write_text(demo_scenario(built, tiers=TEST_TIERS, edge_budget_mb=edge))
+        (out / "shipped-demo.yaml").write_text(demo_scenario(built))
     return out
 
 
+# tier: (workers, ms per request for a median model)
+TEST_TIERS = {"access": (1, 40.0), "edge": (2, 5.0), "regional": (4, 1.0), "cloud": (4, 0.5)}
 # ms per request, as `idn models build --quick` measured them on an idle core
 SERVICE_MS = {"logreg": 0.005, "mlp-small": 0.0065, "mlp-large": 0.007, "forest": 0.0066}
 

@@ -119,3 +119,22 @@ def test_paths_that_cross_both_ways_are_refused_for_live_infida(models_dir):  # 
     with pytest.raises(ValueError, match="never cross both ways"):
         check_control_graph(rt)
     assert np.array_equal(rt.path_nodes, crossed)
+
+
+def test_the_shipped_demo_serves_at_every_tier(models_dir):  # noqa: F811
+    """live-demo.yaml as 'idn models build' writes it (here on the quick build):
+    with the allocation 'idn serve' computes and the scenario's own load,
+    every tier serves a visible share, and the cloud's answers are the slowest."""
+    from idn.runtime.launcher import allocation_from_policy
+    from idn.runtime.load import simulate
+    from idn.sim.inputs import default_trace
+
+    idn = load_scenario(models_dir / "shipped-demo.yaml")
+    alloc = allocation_from_policy(idn, "static-greedy")
+    sim = simulate(idn, default_trace(idn, 10, 0), alloc)
+    shares = sim["served_per_tier"]
+    assert set(shares) == {"access", "edge", "regional", "cloud"}
+    assert all(f >= 0.05 for f in shares.values()), shares
+    assert abs(sum(shares.values()) - 1.0) < 1e-9
+    # the demo's capacities bind at the three lower tiers: not one of them could take it all
+    assert max(shares.values()) < 0.5, shares

@@ -140,7 +140,7 @@ def test_an_announced_allocation_changes_the_routes_below(cluster):
     status, out = infer(nodes["ap-1"]["url"], "breast_cancer", [0.0] * 30)
     assert where(out)[0] == "regional-1"
     status, out = _post(nodes["edge-1"]["url"] + "/v1/allocation",
-                        json.dumps({"models": ["digits/digits-logreg", "breast_cancer/breast_cancer-mlp-small"]}).encode(),
+                        json.dumps({"models": ["wine/wine-logreg", "breast_cancer/breast_cancer-mlp-small"]}).encode(),
                         auth, method="PUT")  # fmt: skip
     assert status == 200
     with urllib.request.urlopen(nodes["ap-1"]["url"] + "/v1/state", timeout=5) as r:

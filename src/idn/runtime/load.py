@@ -334,11 +334,15 @@ def summarize(idn: IDN, nodes: list[dict], recs: list[dict], files: dict) -> dic
     answered = [r for r in recs if r["status"] is not None]
     lat = np.array([r["ms"] for r in ok]) if ok else np.zeros(1)
     per_tier = {t: 0 for t in TIERS}
+    tier_ms: dict[str, list] = {t: [] for t in TIERS}
+    tier_right: dict[str, list] = {t: [] for t in TIERS}
     per_node: dict[str, int] = {}
     per_model: dict[str, list] = {}
     for r in ok:
         b = r["body"]
         per_tier[tier_of[b["node"]]] += 1
+        tier_ms[tier_of[b["node"]]].append(r["ms"])
+        tier_right[tier_of[b["node"]]].append(b["prediction"] == r["label"])
         per_node[b["node"]] = per_node.get(b["node"], 0) + 1
         per_model.setdefault(b["model"], []).append(b["prediction"] == r["label"])
     n = len(answered)
@@ -355,6 +359,10 @@ def summarize(idn: IDN, nodes: list[dict], recs: list[dict], files: dict) -> dic
         "measured_accuracy": float(np.mean([c for v in per_model.values() for c in v])) if ok else 0.0,
         "mean_accuracy": float(np.mean([acc_of[r["body"]["model"]] for r in ok])) if ok else 0.0,
         "served_per_tier": {t: (c / n if n else 0.0) for t, c in per_tier.items()},
+        # the trade-off, tier by tier: what the requests served there waited and how often they were right
+        "per_tier": {t: {"served": per_tier[t], "latency_ms_p50": float(np.median(tier_ms[t])) if tier_ms[t] else None,
+                         "latency_ms_mean": float(np.mean(tier_ms[t])) if tier_ms[t] else None,
+                         "accuracy": float(np.mean(tier_right[t])) if tier_right[t] else None} for t in TIERS},
         "served_per_node": per_node,
         "per_model": {m: {"served": len(v), "accuracy": float(np.mean(v)), "catalog_accuracy": acc_of[m]} for m, v in sorted(per_model.items())},
         "error_reasons": errors,
@@ -367,10 +375,12 @@ def format_report(rep: dict) -> str:
         f"sent {rep['sent']}, answered {rep['answered']}, errors {rep['errors']}, lost {rep['lost']}",
         "latency ms: p50 {p50:.1f}, p95 {p95:.1f}, p99 {p99:.1f}, mean {mean:.1f} (simulated mean {m:.1f})".format(**rep["latency_ms"], m=sim["mean_latency_ms"]),
         f"accuracy: measured {rep['measured_accuracy']:.3f}, catalog for the models that served {rep['mean_accuracy']:.3f}, simulated {sim['mean_accuracy']:.3f}",
-        f"{'tier':<10} {'measured':>9} {'simulated':>9}",
+        f"{'tier':<10} {'measured':>9} {'simulated':>9} {'latency p50 ms':>14} {'mean ms':>8} {'accuracy':>8}",
     ]  # fmt: skip
     for t in TIERS:
-        lines.append(f"{t:<10} {rep['served_per_tier'][t]:>9.3f} {sim['served_per_tier'][t]:>9.3f}")
+        pt = rep["per_tier"][t]
+        lat = "" if pt["served"] == 0 else f"{pt['latency_ms_p50']:>14.1f} {pt['latency_ms_mean']:>8.1f} {pt['accuracy']:>8.3f}"
+        lines.append(f"{t:<10} {rep['served_per_tier'][t]:>9.3f} {sim['served_per_tier'][t]:>9.3f} {lat}".rstrip())
     for msg, c in rep["error_reasons"].items():
         lines.append(f"error x{c}: {msg}")
     if rep.get("slots") and rep.get("policy", {}).get("name") != "fixed":

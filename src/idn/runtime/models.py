@@ -187,29 +187,37 @@ def read_catalog_files(models_dir: str | Path) -> dict[str, dict]:
 
 # Per tier: (workers, the service time per request the tier's hardware is taken
 # to need for a median model, in ms). The real models answer in well under a
-# millisecond here; a node's speed factor scales them to these figures, so
-# the per-slot capacity counters emulate small access hardware and bind at the
-# demo's rate (docs/live.md).
-_TIER_HW = {"access": (1, 40.0), "edge": (2, 5.0), "regional": (4, 1.0), "cloud": (4, 0.5)}
+# millisecond here; a node's speed factor scales them to these figures, so the
+# per-slot capacity counters bind at the demo's load on the access node, the
+# edge and the regional node in turn, and every tier serves a share (docs/live.md).
+DEMO_TIERS = {"access": (1, 140.0), "edge": (1, 70.0), "regional": (1, 60.0), "cloud": (4, 0.5)}
 _LINKS_MS = (("ap-1", "edge-1", 25), ("ap-2", "edge-1", 25), ("edge-1", "regional-1", 10), ("regional-1", "cloud", 25))
 
 
-def demo_scenario(built: list[BuiltModel], rate: float = 100.0) -> str:
+def demo_scenario(built: list[BuiltModel], rate: float = 100.0, tiers: dict | None = None, edge_budget_mb: float | None = None) -> str:
     """A 5-node tree (2 access, 1 edge, 1 regional, the cloud repository)
     whose budgets are scaled to these model sizes: an access node holds about
-    one small model per task, the edge a quarter of all bytes, the regional
-    node half."""
+    one small model per task (1.5 x the smallest of each), the edge one
+    (1.05 x), the regional node half of all bytes.
+
+    Shaped (on the full build of this machine, with static-greedy's allocation
+    and the scenario's own workload) so that every tier serves a share: about
+    35% at the access nodes, 32% at the edge, 20% at the regional node, 12% in
+    the cloud; a faster edge or regional node takes the cloud's share, a
+    faster access node the edge's (docs/live.md). ``tiers`` replaces
+    :data:`DEMO_TIERS` (tier: (workers, ms for a median model)), ``edge_budget_mb`` the edge's budget."""
+    tiers = tiers or DEMO_TIERS
     sizes = np.sort([b.size_mb for b in built])
     median_ms = float(np.median([b.service_ms for b in built]))
     smallest = sorted(min(b.size_mb for b in built if b.task == t) for t in TASKS)
-    access = 1.5 * sum(smallest)
-    edge, regional = 0.25 * sizes.sum(), 0.5 * sizes.sum()
+    access, edge, regional = 1.5 * sum(smallest), 1.05 * sum(smallest), 0.5 * sizes.sum()
+    edge = edge if edge_budget_mb is None else edge_budget_mb
 
     def speed(tier):
-        return f"{median_ms / _TIER_HW[tier][1]:.6g}"
+        return f"{median_ms / tiers[tier][1]:.6g}"
 
     def node(nid, tier, budget=None, repo=False):
-        w = _TIER_HW[tier][0]
+        w = tiers[tier][0]
         extra = ", repository: true" if repo else f", budget_mb: {budget:.6g}"
         return f"  - {{id: {nid}, tier: {tier}, hardware: cpu, speed: {speed(tier)}, workers: {w}{extra}}}\n"
 
@@ -218,10 +226,10 @@ def demo_scenario(built: list[BuiltModel], rate: float = 100.0) -> str:
     )
     return (
         "# Made by 'idn models build': the models in onnx/, measured on the machine that built them.\n"
-        "# Speeds scale the measured service times to small access hardware (40 ms per request\n"
-        "# for a median model, 1 worker), an edge box (5 ms, 2 workers) and a regional data centre\n"
-        "# (1 ms, 4 workers); access links are slow (25 ms one way), so the access node is the\n"
-        "# cheapest server while its capacity lasts.\n"
+        "# Speeds scale the measured service times to emulated hardware: per request for a median\n"
+        "# model, with workers, " + ", ".join(f"{t} {ms:g} ms x {w}" for t, (w, ms) in tiers.items()) + ".\n"
+        "# Links: 25 ms one way from an access node to the edge, 10 to the regional node, 25 to the\n"
+        "# cloud. At the default load each tier's capacity binds in turn (docs/live.md).\n"
         "name: live-demo\n"
         "slot_seconds: 1.0\n"
         "alpha: 1.0\n"
