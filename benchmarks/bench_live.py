@@ -15,7 +15,10 @@ only the software is measured):
    handler (``await request.json()``, ``web.json_response``: aiohttp as its
    docs write it) and the same bare handler on the node's own stack (uvloop,
    orjson), and onnxruntime called directly (batch 1, one thread);
-3. the event loop's share: the same two measures with the node on the
+3. the CPU a hop costs: user + system time of every node process per
+   request served one hop up, minus per request served at its entry
+   (sequential, as 1.): less sensitive to the machine's load than latency;
+4. the event loop's share: the same measures with the node on the
    standard asyncio loop (``IDN_EVENT_LOOP=asyncio``).
 
 Nothing is pinned: the node processes and the load tool share the 2 cores
@@ -126,6 +129,21 @@ def hop_round(urls: dict, bodies: list[bytes], n: int) -> tuple[np.ndarray, np.n
     return out[0], out[1]
 
 
+def hop_cpu(cluster: Cluster, bodies: list[bytes], n: int) -> float:
+    """CPU (user + system, every node process) per request served one hop up,
+    minus per request served where it entered: the software's cost of a hop,
+    less sensitive to the machine's load than the latency."""
+    pids = [p.pid for p in cluster.procs.values()]
+    per = {}
+    for src in ("ap-1", "ap-2"):
+        c = Client(cluster.urls[src])
+        c0 = sum(cpu_s(p) for p in pids)
+        for i in range(n):
+            c.post("/v2/models/digits/infer", bodies[i % len(bodies)])
+        per[src] = (sum(cpu_s(p) for p in pids) - c0) / n
+    return (per["ap-2"] - per["ap-1"]) * 1e6
+
+
 def hey_run(url: str, body_file: Path, seconds: float, concurrency: int) -> dict:
     """hey's requests/s, its status codes and errors."""
     cmd = ["hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST", "-T", "application/json", "-D", str(body_file), url]
@@ -217,7 +235,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     args = ap.parse_args()
 
-    common.header("live IDN, emulation off: per-hop overhead, one node's requests/s against a bare handler")
+    print("== live IDN, emulation off: per-hop overhead, one node's requests/s against a bare handler")
+    print(f"   load average at the start: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
     models = Path(args.models) if args.models else tmp / "models"
     if not args.models:
@@ -241,6 +260,7 @@ def main() -> None:
             rows = []
             for r in range(args.rounds):
                 lat0, lat1 = hop_round(cluster.urls, bodies, args.requests)
+                hop_cpu_us = hop_cpu(cluster, bodies, args.requests)
                 pid = cluster.procs["ap-1"].pid
                 c0 = cpu_s(pid)
                 node = load_run(tool, cluster.urls["ap-1"] + "/v2/models/digits/infer", bodies[0], body_file, args.seconds, args.concurrency)
@@ -249,7 +269,7 @@ def main() -> None:
                 f = load_run(tool, fast.url, bodies[0], body_file, args.seconds, args.concurrency)
                 rows.append({"p50_0": np.percentile(lat0, 50), "p50_1": np.percentile(lat1, 50),
                              "p99_0": np.percentile(lat0, 99), "p99_1": np.percentile(lat1, 99),
-                             "node": node, "bare": b, "fast": f, "node_cpu_us": node_cpu_us})  # fmt: skip
+                             "node": node, "bare": b, "fast": f, "node_cpu_us": node_cpu_us, "hop_cpu_us": hop_cpu_us})  # fmt: skip
             state = json.loads(_get(cluster.urls["ap-1"] + "/metrics"))
         finally:
             bare.stop()
@@ -284,13 +304,13 @@ def _get(url: str) -> str:
 def report(loop: str, rows: list, state: dict, args) -> None:
     print(f"\n   node event loop: {loop}")
     print(f"   per-hop overhead, ms ({args.requests} sequential requests per route and round, one kept-alive connection each)")
-    print(f"   {'round':>5} {'p50 0 hop':>9} {'p50 1 hop':>9} {'hop p50':>8} {'p99 0 hop':>9} {'p99 1 hop':>9} {'hop p99':>8}")
+    print(f"   {'round':>5} {'p50 0 hop':>9} {'p50 1 hop':>9} {'hop p50':>8} {'p99 0 hop':>9} {'p99 1 hop':>9} {'hop p99':>8} {'hop CPU us':>10}")
     for i, r in enumerate(rows):
         print(f"   {i:>5} {r['p50_0']:9.3f} {r['p50_1']:9.3f} {r['p50_1'] - r['p50_0']:8.3f} "
-              f"{r['p99_0']:9.3f} {r['p99_1']:9.3f} {r['p99_1'] - r['p99_0']:8.3f}")  # fmt: skip
-    med = {k: np.median([r[k] for r in rows]) for k in ("p50_0", "p50_1", "p99_0", "p99_1")}
+              f"{r['p99_0']:9.3f} {r['p99_1']:9.3f} {r['p99_1'] - r['p99_0']:8.3f} {r['hop_cpu_us']:10.0f}")  # fmt: skip
+    med = {k: np.median([r[k] for r in rows]) for k in ("p50_0", "p50_1", "p99_0", "p99_1", "hop_cpu_us")}
     print(f"   {'med':>5} {med['p50_0']:9.3f} {med['p50_1']:9.3f} {np.median([r['p50_1'] - r['p50_0'] for r in rows]):8.3f} "
-          f"{med['p99_0']:9.3f} {med['p99_1']:9.3f} {np.median([r['p99_1'] - r['p99_0'] for r in rows]):8.3f}")  # fmt: skip
+          f"{med['p99_0']:9.3f} {med['p99_1']:9.3f} {np.median([r['p99_1'] - r['p99_0'] for r in rows]):8.3f} {med['hop_cpu_us']:10.0f}")  # fmt: skip
     print(f"   requests/s at concurrency {args.concurrency} (node: ap-1 serving digits locally; bare: aiohttp JSON handler)")
     print(f"   {'round':>5} {'node':>8} {'bare':>8} {'node/bare':>9} {'bare uvloop+orjson':>18} {'node/that':>9} {'node CPU us/req':>15}")
     for i, r in enumerate(rows):
