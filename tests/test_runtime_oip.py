@@ -231,3 +231,44 @@ def test_bodies_nested_100000_deep_get_a_4xx_and_the_nodes_stay_up(cluster):
                 assert 400 <= status < 500 and out["error"], (node, route, status, out)
         status, out = infer(url, "wine", [0.0] * 13)
         assert status == 200
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_next_hop_that_dies_is_a_hop_error_on_either_loop(loop):
+    """A next hop that dies between the pool's connect and its write (a node
+    SIGKILLed mid-load): the pool reports a HopError, so the request goes on to
+    the node after it, never another exception (uvloop raised RuntimeError
+    writing to the dead socket: the entering node answered 500). Also a hop
+    that accepts and drops every connection."""
+    import asyncio
+
+    async def main():
+        async def die(reader, writer):
+            writer.transport.abort()
+
+        server = await asyncio.start_server(die, "127.0.0.1", 0)
+        pool = forwarding.HopPool("127.0.0.1", server.sockets[0].getsockname()[1])
+        outcomes = []
+        conn = await pool._connect()
+        conn.transport.abort()  # gone before the write
+        await asyncio.sleep(0.01)
+        try:
+            await pool._send(conn, b"POST / HTTP/1.1\r\n\r\n", 1.0)
+        except Exception as exc:  # noqa: BLE001 - which exception is what is tested
+            outcomes.append(type(exc).__name__)
+        for _ in range(10):
+            try:
+                await pool.post("/v2/models/wine/infer", b"{}", {}, 5.0)
+                outcomes.append("answered")
+            except (forwarding.HopError, OSError) as exc:
+                outcomes.append(type(exc).__name__)
+        server.close()
+        await server.wait_closed()
+        pool.close()
+        return outcomes
+
+    if loop == "uvloop":
+        outcomes = pytest.importorskip("uvloop").run(main())
+    else:
+        outcomes = asyncio.run(main())
+    assert outcomes[0] == "HopError" and len(outcomes) == 11 and "answered" not in outcomes, outcomes

@@ -156,9 +156,14 @@ class HopPool:
 
     async def _send(self, conn: _Conn, data: bytes, timeout: float):
         loop = asyncio.get_running_loop()
-        waiter = conn.waiter = loop.create_future()
         conn.buf.clear()
-        conn.transport.write(data)
+        if conn.closed or conn.transport.is_closing():
+            raise HopError("connection closed before the request was sent")
+        try:
+            conn.transport.write(data)
+        except RuntimeError as exc:  # uvloop: the peer went away between connect and write
+            raise HopError(f"connection closed before the request was sent ({exc})") from None
+        waiter = conn.waiter = loop.create_future()  # after the write: answers arrive in a later pass of the loop
         timer = loop.call_later(timeout, _expire, waiter)  # cheaper than asyncio.wait_for's wrapper
         try:
             status, headers, body, keep = await waiter
