@@ -20,7 +20,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from runtime_helpers import IDN, constant_trace, models_dir, run_cli, serving, write_json  # noqa: F401
+from runtime_helpers import IDN, constant_trace, infer, models_dir, run_cli, serving, where, write_json  # noqa: F401
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -77,10 +77,11 @@ def _get(url: str) -> dict:
 
 
 def _infer(url: str, task: str, n: int) -> dict:
-    req = urllib.request.Request(url + "/v1/infer", data=json.dumps({"task": task, "input": [0.0] * n}).encode(),
-                                 method="POST", headers={"Content-Type": "application/json"})  # fmt: skip
-    with urllib.request.urlopen(req, timeout=20) as r:
-        return json.loads(r.read())
+    """One request (Open Inference Protocol); where it was served and the nodes it passed."""
+    status, out = infer(url, task, [0.0] * n)
+    assert status == 200, out
+    node, model, path = where(out)
+    return {"node": node, "model": model, "hops": path}
 
 
 def _nodes(run_dir) -> dict:
