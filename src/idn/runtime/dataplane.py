@@ -188,7 +188,7 @@ class DataPlane:
                 status, rh, rbody = await self._hop(target).post(route, body, headers, limit)
                 if wait > 0:
                     await asyncio.sleep(wait)
-            except (HopError, OSError, asyncio.TimeoutError) as exc:
+            except (HopError, OSError, asyncio.TimeoutError, KeyError) as exc:  # KeyError: a node with no address now (lost)
                 reasons.append(f"{self.idn.nodes[target].id}: {type(exc).__name__}")
                 self.counters["skipped_hops"] += 1
                 self.metrics.skipped.inc()
@@ -208,10 +208,16 @@ class DataPlane:
         return self._fail(503, f"no node up the path answered ({'; '.join(reasons)})", task)
 
     def _hop(self, u: int) -> HopPool:
+        """The pool of next hop u, at the address peers gives now (a node restarted
+        elsewhere, e.g. by the Ray backend, comes back at a new one)."""
+        url = self.peers[self.idn.nodes[u].id]
         pool = self.hop_pools.get(u)
-        if pool is None:
-            url = urlparse(self.peers[self.idn.nodes[u].id])
-            pool = self.hop_pools[u] = HopPool(url.hostname, url.port)
+        if pool is None or pool.url != url:
+            if pool is not None:
+                pool.close()
+            parsed = urlparse(url)
+            pool = self.hop_pools[u] = HopPool(parsed.hostname, parsed.port)
+            pool.url = url
         return pool
 
     def _observe(self, rho: int, served: str) -> None:

@@ -129,6 +129,7 @@ class HopPool:
 
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
+        self.url = f"http://{host}:{port}"  # the peer address it was made for
         self.idle: list[_Conn] = []
 
     async def _connect(self) -> _Conn:
