@@ -253,6 +253,9 @@ async def open_site(node: Node, sock: socket.socket) -> web.AppRunner:
 async def _main(run_dir: Path, node_id: str, fd: int | None) -> None:
     from ..model.scenario import load_scenario
 
+    # the launcher that started us, taken before the long start-up (scenario, models, warm-up): a
+    # launcher that dies meanwhile must still stop us, not leave us serving as init's child
+    parent = os.getppid()
     t0 = time.perf_counter()
     cfg = json.loads((run_dir / "serve.json").read_text())
     token = (run_dir / "token").read_text().strip()
@@ -276,7 +279,6 @@ async def _main(run_dir: Path, node_id: str, fd: int | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    parent = os.getppid()
 
     async def orphan_watch():  # the launcher died without stopping us: stop too
         while os.getppid() == parent:
