@@ -9,7 +9,7 @@ from ._version import __version__  # noqa: F401
 
 __all__ = [
     "ENTRY_POINT_GROUP", "IDN", "IDNView", "Policy", "RequestTypes", "RunResult", "SLOT_COLUMNS", "ScenarioError",
-    "TIERS", "bin_requests", "bounds", "count_matrix", "generate_trace", "load_scenario", "make_policy",
+    "TIERS", "bin_requests", "bounds", "count_matrix", "generate_trace", "import_trace", "load_scenario", "make_policy",
     "policy_class", "policy_names", "read_trace", "register", "request_types", "run", "run_policy",
     "scenario_from_dict", "summarize", "view", "write_trace",
 ]  # fmt: skip

@@ -53,6 +53,41 @@ def generate_trace(net: IDN, slots: int, seed: int = 0, workload: Mapping | None
     return default_trace(net, slots, seed, dict(workload) if workload is not None else None)
 
 
+def import_trace(
+    format: str, path: str | Path, scenario: IDN | str | Path = "default", out: str | Path | None = None, *,
+    slot_seconds: float | None = None, seed: int = 0, rate: float | None = None, no_scale: bool = False,
+    sample: bool = False, spill: float = 0.5, start: float = 0.0, slots: int | None = None,
+    time_column: str | None = None, task_column: str | None = None, source_column: str | None = None,
+    task_order: str = "random",
+):  # fmt: skip
+    """A real trace as a trace of ``scenario`` (an IDN, a scenario file or
+    ``"default"``): ``idn trace import`` as a function, with the same
+    arguments. ``format``: ``"servegen"`` (a directory of ``*-trace.csv``) or
+    ``"requests"`` (a per-request log, CSV or Parquet, with ``time_column``,
+    ``task_column`` and optionally ``source_column``). Returns
+    ``(trace, mapping)``: the trace (``slot, source, task, count``) and the
+    mapping as a dict (which stream went to which task and source and why,
+    the scale factor, the time compression). With ``out``, writes both: the
+    trace to ``out`` and the mapping beside it (``<stem>.mapping.json``).
+    Bad input raises ValueError, one line naming the file and the line."""
+    import json
+
+    from .workloads.importers import import_trace as _import
+    from .workloads.importers import mapping_path, scenario_rate
+
+    net = scenario if isinstance(scenario, IDN) else load_scenario(scenario)
+    result = _import(
+        format, path, net.sources, net.tasks, scenario_slot_seconds=net.slot_seconds,
+        default_rate=scenario_rate(net.workload), slot_seconds=slot_seconds, seed=seed, rate=rate,
+        scale=not no_scale, sample=sample, spill=spill, start=start, slots=slots, time_column=time_column,
+        task_column=task_column, source_column=source_column, task_order=task_order, scenario=net.name,
+    )  # fmt: skip
+    if out is not None:
+        write_trace(result.trace, out)
+        mapping_path(out).write_text(json.dumps(result.mapping, indent=1) + "\n")
+    return result
+
+
 def bounds(rt: RequestTypes, counts: np.ndarray) -> dict[str, float]:
     """LP upper bounds on the total gain over the counts: ``static_lp_bound``
     (no static allocation gains more) and ``per_slot_lp_bound`` (no policy

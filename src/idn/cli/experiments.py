@@ -41,6 +41,7 @@ def cmd_reproduce(args) -> int:
     html = reproduce(
         args.study, args.out, quick=args.quick, jobs=args.jobs, backend=args.backend, progress=not args.quiet,
         ray_address=args.ray_address, only=[x for x in (args.only or "").split(",") if x] or None,
+        servegen=args.servegen,
     )  # fmt: skip
     print(f"report: {html}")
     return 0
@@ -66,7 +67,8 @@ def add_commands(sub) -> None:
     s.add_argument("study", choices=["paper"])
     s.add_argument("--out", required=True, help="output directory (one result store per sweep, and report/)")
     s.add_argument("--quick", action="store_true", help="a reduced version that runs in a few minutes")
-    s.add_argument("--only", metavar="SWEEPS", help="comma-separated sweeps of the study to run (default: all)")
+    s.add_argument("--only", metavar="SWEEPS", help="comma-separated sweeps of the study to run (default: all); 'real': every real-demand sweep")
+    s.add_argument("--servegen", metavar="DIR", help="the ServeGen traces (a directory of *-trace.csv) for the real-demand sweeps (default: $IDN_SERVEGEN)")
     s.add_argument("--jobs", type=int, default=None, metavar="N", help="parallel runs (default: all cores)")
     s.add_argument("--backend", choices=["local", "ray"], default="local")
     s.add_argument("--ray-address", metavar="ADDR")

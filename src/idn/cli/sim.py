@@ -134,6 +134,41 @@ def cmd_trace_show(args) -> int:
     return 0
 
 
+def cmd_trace_import(args) -> int:
+    import time
+
+    from ..workloads import write_trace
+    from ..workloads.importers import import_trace, mapping_path, scenario_rate
+
+    idn = open_scenario(args.scenario)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UserError(f"--out: no such directory: {out.parent}")
+    result = import_trace(
+        args.format, args.path, idn.sources, idn.tasks, scenario_slot_seconds=idn.slot_seconds,
+        default_rate=scenario_rate(idn.workload), slot_seconds=args.slot_seconds, seed=args.seed, rate=args.rate,
+        scale=not args.no_scale, sample=args.sample, spill=args.spill, start=args.start, slots=args.slots,
+        time_column=args.time_column, task_column=args.task_column, source_column=args.source_column,
+        task_order=args.task_order, scenario=idn.name,
+    )  # fmt: skip
+    m = result.mapping
+    t0 = time.perf_counter()
+    write_trace(result.trace, out)
+    mapping_path(out).write_text(json.dumps(m, indent=1) + "\n")
+    what = f"{m['files']} files" if "files" in m else f"{m['rows_read']:,} requests read"
+    print(f"imported {m['format']} {m['path']}: {m['streams_count']} streams ({what}), {m['slots']} slots of "
+          f"{m['slot_seconds']:g} s from {m['start_seconds']:g} s, {m['raw_requests']:,.0f} requests, in {m['seconds']:.2f} s")  # fmt: skip
+    print(f"time compression: {m['time_compression']:g}x (one {m['slot_seconds']:g} s slot of the trace is one "
+          f"{m['scenario_slot_seconds']:g} s slot of {idn.name})")  # fmt: skip
+    if m["rate"] is None:
+        print("scale factor: 1 (--no-scale: raw counts)")
+    else:
+        print(f"scale factor: {m['scale_factor']:.6g} (mean {m['rate']:g} requests per source and slot, {len(m['sources'])} sources)")
+    print(f"wrote {out}: {m['rows']:,} rows, {m['requests']:,} requests (in {time.perf_counter() - t0:.2f} s); "
+          f"mapping in {mapping_path(out)}")  # fmt: skip
+    return 0
+
+
 def add_commands(sub) -> None:
     s = sub.add_parser("validate", help="check a scenario file and summarize it")
     s.add_argument("scenario", help="scenario file (YAML or JSON), or 'default'")
@@ -187,6 +222,30 @@ def add_commands(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="output .csv or .parquet")
     s.set_defaults(func=cmd_trace_generate)
+    s = tsub.add_parser(
+        "import", help="a real trace (a ServeGen directory, a request log) as a trace of a scenario",
+        description="Import a real trace for a scenario's sources and tasks; the mapping (which stream went to which "
+        "task and source, and why; the scale factor; the time compression) is written beside --out as "
+        "<stem>.mapping.json. docs/workloads.md has the rules.",
+    )  # fmt: skip
+    s.add_argument("format", choices=["servegen", "requests"], help="servegen: a directory of *-trace.csv (searched recursively); requests: a per-request log, CSV or Parquet")
+    s.add_argument("path")
+    s.add_argument("--scenario", required=True, help="scenario (for its sources, tasks, slot length and rate), or 'default'")
+    s.add_argument("--out", required=True, help="output .csv or .parquet")
+    s.add_argument("--slot-seconds", type=float, metavar="S", help="seconds of the trace per slot (servegen: a multiple of 600, or a divisor with --sample; default 600; requests: default the scenario's slot)")
+    s.add_argument("--seed", type=int, default=0, help="draws the mapping (task order, home sources, spill) and sampled arrivals")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--rate", type=float, metavar="R", help="mean requests per source and slot after scaling (default: the scenario's workload rate)")
+    g.add_argument("--no-scale", action="store_true", help="keep the raw counts")
+    s.add_argument("--sample", action="store_true", help="servegen: draw arrivals from each window's fitted inter-arrival law (for slots shorter than a window)")
+    s.add_argument("--spill", type=float, default=0.5, metavar="F", help="share of a client's requests entering at sources other than its home (default 0.5)")
+    s.add_argument("--start", type=float, default=0.0, metavar="SECONDS", help="skip the trace's first SECONDS (a multiple of the window / slot)")
+    s.add_argument("--slots", type=int, help="import this many slots (default: all)")
+    s.add_argument("--task-order", choices=["random", "given"], default="random", help="tasks streams are ranked onto: a seeded permutation (default) or the scenario's order")
+    s.add_argument("--time-column", help="requests: the time column (seconds, or timestamps pandas parses)")
+    s.add_argument("--task-column", help="requests: the stream column (a model, function or app id)")
+    s.add_argument("--source-column", help="requests: the client (or, if it holds the scenario's source ids, source) column")
+    s.set_defaults(func=cmd_trace_import)
     s = tsub.add_parser("show", help="summarize a trace")
     s.add_argument("file")
     s.set_defaults(func=cmd_trace_show)

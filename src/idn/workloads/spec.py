@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..plugins import is_reference, load_reference
 from . import generators
+from .importers import servegen_workload
 from .traces import bin_requests, check_known, read_trace, validate_trace
 
 _CALLER_ARGS = ("sources", "tasks", "slots", "seed")
@@ -44,6 +45,7 @@ WORKLOAD_KINDS = {
     "flash_crowd": generators.flash_crowd,
     "adversarial": generators.adversarial,
     "trace": from_file,
+    "servegen": servegen_workload,  # real demand: a ServeGen directory (idn.workloads.importers)
 }
 
 
