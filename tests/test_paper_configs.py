@@ -32,3 +32,29 @@ def test_adapt_tree_long_completes_the_tree_with_geants_long_workloads():
     for w in ("shift-250", "diurnal"):
         assert long.workloads["big-tree"][w] == geant.workloads["geant40"][w]
     assert long.slots == geant.slots == 500
+
+
+def test_the_real_demand_sweeps_match_the_adapt_study(monkeypatch):
+    """`--only real` names the five real-demand sweeps: the ServeGen traces on
+    both study topologies at 0.15x budgets, 7 days (10-minute or hourly slots)
+    or a day at 1-minute slots sampled within windows, the adapt study's
+    policies, five seeds, bounds. Validated against the shipped excerpt
+    (validation reads two slots)."""
+    from importlib import resources
+
+    monkeypatch.setenv("IDN_SERVEGEN", str(resources.files("idn") / "data" / "servegen"))
+    stems = [p.stem for p in config_paths("paper", False, ["real"])]
+    assert stems == ["real-geant", "real-geant-hourly", "real-fine", "real-tree-hourly", "real-tree"]
+    assert not any(s.startswith("real") for s in (p.stem for p in config_paths("paper", True)))
+    geant = _experiment("adapt-geant")
+    days = {}
+    for stem in stems:
+        exp = _experiment(stem)
+        assert exp.policies == geant.policies and exp.seeds == [0, 1, 2, 3, 4] and exp.bounds
+        assert exp.grid["budget_scale"] == [0.15] and exp.grid["alpha"] == [2.0]
+        ((scenario, workloads),) = exp.workloads.items()
+        ((_, spec),) = workloads.items()
+        assert spec["kind"] == "servegen" and "path" not in spec  # the data's place is not part of a run's identity
+        days[(scenario, spec["slot_seconds"])] = exp.slots * spec["slot_seconds"] / 86400
+        assert spec.get("sample", False) == (spec["slot_seconds"] < 600)
+    assert days == {("geant40", 600): 7, ("geant40", 3600): 7, ("geant40", 60): 1, ("big-tree", 3600): 7, ("big-tree", 600): 7}

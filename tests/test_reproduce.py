@@ -39,3 +39,15 @@ def test_quick_paper_study_produces_the_report(tmp_path):
     for stem in ("latency-accuracy_tree_stationary", "gain-vs-budget_geant_shifting", "psi-regret_tree_shifting",
                  "gain-over-time_tree_shift-10", "adversarial-regret"):
         assert (out / "report" / "figures" / f"{stem}.png").stat().st_size > 5000
+
+
+def test_the_real_demand_study_needs_its_data_and_says_so(tmp_path, monkeypatch, capsys):
+    from idn.cli import main
+
+    monkeypatch.delenv("IDN_SERVEGEN", raising=False)
+    assert main(["reproduce", "paper", "--out", str(tmp_path / "o"), "--only", "real"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "need the ServeGen traces" in err[0] and "--servegen DIR" in err[0]
+    assert main(["reproduce", "paper", "--out", str(tmp_path / "o"), "--only", "real", "--servegen", str(tmp_path / "none")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing ran

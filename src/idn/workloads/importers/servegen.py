@@ -209,7 +209,11 @@ def _check(df: pd.DataFrame, owner: np.ndarray, where, window_seconds: int):
         r = int(np.flatnonzero(back)[0]) + 1
         raise ValueError(f"{where(r)}: column 1 (window start): {df[0].iloc[r]!r} does not come after the line before")
     name = df[3]
-    code = pd.Categorical(name, categories=list(DISTRIBUTIONS)).codes.astype(np.int8)
+    known = pd.Index(list(DISTRIBUTIONS))
+    if isinstance(name.dtype, pd.CategoricalDtype):  # through the few categories
+        code = known.get_indexer(name.cat.categories)[name.cat.codes.to_numpy()].astype(np.int8)
+    else:
+        code = known.get_indexer(name).astype(np.int8)
     if (code < 0).any():
         r = int(np.flatnonzero(code < 0)[0])
         raise ValueError(f"{where(r)}: column 4 (distribution): {df[3].iloc[r]!r} is not Weibull, Gamma or empty")
