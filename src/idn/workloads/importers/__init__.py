@@ -6,7 +6,8 @@ inter-arrival law (:mod:`.sampling`), and the import itself with its
 documented mapping of streams to tasks and clients to sources
 (:mod:`.core`; docs/workloads.md)."""
 
-from .core import DEFAULT_SPILL, FORMATS, TASK_ORDERS, ImportResult, cumulative_round, import_trace, mapping_path, scenario_rate, servegen_workload
+from .assemble import cumulative_round
+from .core import DEFAULT_SPILL, FORMATS, TASK_ORDERS, ImportResult, import_trace, mapping_path, scenario_rate, servegen_workload
 from .servegen import WINDOW_SECONDS, read_streams
 
 __all__ = [

@@ -41,15 +41,13 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..traces import _frame, empty_trace
 from . import requests as request_logs
 from . import sampling, servegen
+from .assemble import assemble, cumulative_round
 
 FORMATS = ("servegen", "requests")
 TASK_ORDERS = ("random", "given")
 DEFAULT_SPILL = 0.5
-BLOCK_CELLS = 1 << 23  # (slot, source, task) cells counted at once
-MAX_DRAWS = 1 << 22  # random numbers drawn at once
 
 
 class ImportResult(NamedTuple):
@@ -168,94 +166,6 @@ def _request_demand(path, slot_seconds, start, slots, time_column, task_column, 
     return demand, factor
 
 
-# ---------------------------------------------------------------- step 2: volume
-def cumulative_round(cell: np.ndarray, slot: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Integers n with, along each cell in slot order, round(cumulative sum):
-    each cell's total is kept to within 0.5 and each entry is within 1 of
-    its value. Returns n in the input order."""
-    order = np.lexsort((slot, cell))
-    v = value[order].astype(float)
-    cum = np.cumsum(v)
-    new = np.ones(len(v), dtype=bool)
-    new[1:] = cell[order][1:] != cell[order][:-1]
-    base = np.maximum.accumulate(np.where(new, np.arange(len(v)), 0))  # first row of each cell
-    before = cum[base] - v[base]  # cumulated value before the cell
-    r = np.floor(cum - before + 0.5)
-    prev = np.where(new, 0.0, np.concatenate(([0.0], r[:-1])))
-    out = np.empty(len(v), dtype=np.int64)
-    out[order] = (r - prev).astype(np.int64)
-    return out
-
-
-# ---------------------------------------------------------------- steps 3, 4 and the trace
-def _assemble(d: _Demand, n, task_of_stream, source_of_client, direct, spill, S, N, sources, tasks, rng) -> pd.DataFrame:
-    keep = n > 0
-    slot, cell, n = d.row_slot[keep], d.row_cell[keep], n[keep]
-    task = task_of_stream[d.cell_stream[cell]]
-    home = source_of_client[d.cell_client[cell]]
-    if direct or S == 1 or spill == 0:
-        at_home = n
-    else:
-        at_home = rng.binomial(n, 1.0 - spill)
-    away = n - at_home
-    # canonical order: sources and tasks by string, so np.nonzero of a dense block is sorted
-    s_rank = np.empty(S, np.int64)
-    s_rank[np.argsort(np.asarray(sources, dtype=object), kind="stable")] = np.arange(S)
-    t_rank = np.empty(N, np.int64)
-    t_rank[np.argsort(np.asarray(tasks, dtype=object), kind="stable")] = np.arange(N)
-    s_sorted = np.asarray(sorted(sources), dtype=object)
-    t_sorted = np.asarray(sorted(tasks), dtype=object)
-    order = np.argsort(slot, kind="stable")
-    slot, task, home, at_home, away = slot[order], task[order], home[order], at_home[order], away[order]
-    block = max(1, BLOCK_CELLS // (S * N))
-    out = []
-    for a in range(0, d.slots, block):
-        lo, hi = np.searchsorted(slot, [a, a + block])
-        shape = (min(block, d.slots - a), S, N)
-        rel, src_home, tsk = slot[lo:hi] - a, s_rank[home[lo:hi]], t_rank[task[lo:hi]]
-        cells = np.bincount((rel * S + src_home) * N + tsk, weights=at_home[lo:hi], minlength=int(np.prod(shape)))
-        if not direct and S > 1:
-            cells += _spilled(away[lo:hi], rel, home[lo:hi], tsk, s_rank, S, N, cells.size, rng)
-        t, s, k = np.unravel_index(np.flatnonzero(cells), shape)
-        out.append((t + a, s_sorted[s], t_sorted[k], cells[(t * S + s) * N + k].astype(np.int64)))
-    if not out:
-        return empty_trace()
-    t, s, k, c = (np.concatenate(x) for x in zip(*out))
-    return _frame(t, s, k, c)
-
-
-def _spilled(m, rel, home, tsk, s_rank, S, N, size, rng) -> np.ndarray:
-    """Counts per (slot, source, task) cell of the requests that leave their
-    home: each goes to one of the other S - 1 sources, evenly. A row with at
-    least S - 1 of them draws a multinomial over the others, a smaller one
-    draws its requests one by one: either way at most ~2 min(m, S) numbers
-    per row, a bounded number at a time."""
-    cells = np.zeros(size)
-    big = np.flatnonzero(m >= S - 1)
-    per = max(1, MAX_DRAWS // (S - 1))
-    for r0 in range(0, len(big), per):
-        rows = big[r0 : r0 + per]
-        drawn = rng.multinomial(m[rows], np.full(S - 1, 1.0 / (S - 1)))  # (rows, S - 1)
-        other = np.arange(S - 1)[None, :]
-        src = other + (other >= home[rows][:, None])
-        key = (rel[rows][:, None] * S + s_rank[src]) * N + tsk[rows][:, None]
-        cells += np.bincount(key.ravel(), weights=drawn.ravel(), minlength=size)
-    small = np.flatnonzero((m > 0) & (m < S - 1))
-    cum = np.cumsum(m[small])
-    cuts = np.searchsorted(cum, np.arange(MAX_DRAWS, int(cum[-1]) + MAX_DRAWS, MAX_DRAWS), side="right") if len(small) else []
-    r0 = 0
-    for r1 in [*cuts, len(small)]:
-        rows = small[r0:r1]
-        r0 = r1
-        if len(rows) == 0:
-            continue
-        row = np.repeat(rows, m[rows])
-        other = rng.integers(0, S - 1, size=len(row))
-        src = other + (other >= home[row])
-        cells += np.bincount((rel[row] * S + s_rank[src]) * N + tsk[row], minlength=size)
-    return cells
-
-
 def import_trace(
     fmt: str, path: str | Path, sources, tasks, *, scenario_slot_seconds: float = 1.0, default_rate: float = 10.0,
     slot_seconds: float | None = None, seed: int = 0, rate: float | None = None, scale: bool = True,
@@ -319,7 +229,10 @@ def import_trace(
         by_name = np.argsort(np.asarray(client_names, dtype=object).astype(str), kind="stable")
         source_of_client = np.empty(len(client_names), np.int64)
         source_of_client[by_name] = rng_home.integers(0, S, size=len(client_names))
-    trace = _assemble(d, n, task_of_stream, source_of_client, direct, spill, S, N, sources, tasks, rng_split)
+    keep = n > 0
+    cell = d.row_cell[keep]
+    trace = assemble(d.row_slot[keep], task_of_stream[d.cell_stream[cell]], source_of_client[d.cell_client[cell]],
+                     n[keep], d.slots, direct, spill, sources, tasks, rng_split)  # fmt: skip
     mapping = _mapping(fmt, path, scenario, seed, sources, tasks, d, n, factor, rate, slot_seconds,
                        scenario_slot_seconds, start, sample, spill, direct, task_order, order, rank,
                        task_of_stream, source_of_client, trace, time.perf_counter() - t0)  # fmt: skip
