@@ -90,8 +90,11 @@ def servegen_section(root: Path, repeats: int) -> None:
           f"(of {data.mean():,.0f} a slot on average; bound: one per stream, {len(st.names)})")
     for name, (src, tasks) in (("GEANT, 13 sources", GEANT), ("tree, 1000 sources", TREE)):
         m, b, res = timed(lambda: import_trace("servegen", root, src, tasks, rate=100, slots=1008), repeats)
+        f = res.mapping["scale_factor"]
+        per_slot = res.trace.groupby("slot")["count"].sum().reindex(range(1008), fill_value=0).to_numpy()
         print(f"import, 7 days of 10-minute slots scaled to 100 per source and slot, {name}: {m:.2f} s (best {b:.2f}); "
-              f"{len(res.trace):,} rows, scale factor {res.mapping['scale_factor']:.4g}")
+              f"{len(res.trace):,} rows, scale factor {f:.4g}; per-slot volume against the data's x {f:.4g}: max "
+              f"|difference| {np.abs(per_slot - f * data[:1008]).max():.2f} requests (of {per_slot.mean():,.0f} a slot)")
     m, b, res = timed(lambda: import_trace("servegen", root, *GEANT, rate=100, slots=1440, slot_seconds=60, sample=True), repeats)
     print(f"import, 1 day of 1-minute slots sampled within windows, 13 sources: {m:.2f} s (best {b:.2f}); "
           f"{int(res.trace['count'].sum()):,} requests drawn (expected {100 * 13 * 1440:,})")
