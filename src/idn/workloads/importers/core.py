@@ -229,6 +229,10 @@ def import_trace(
         by_name = np.argsort(np.asarray(client_names, dtype=object).astype(str), kind="stable")
         source_of_client = np.empty(len(client_names), np.int64)
         source_of_client[by_name] = rng_home.integers(0, S, size=len(client_names))
+    from ... import limits
+
+    rows = min(float(d.slots) * S * N, float(n.sum()))  # a trace row per (slot, source, task) at most, and per request
+    limits.check(str(path), f"a trace of up to {rows:,.0f} rows ({d.slots:,} slots x {S} sources x {N} tasks)", rows * limits.PER_TRACE_ROW)
     keep = n > 0
     cell = d.row_cell[keep]
     trace = assemble(d.row_slot[keep], task_of_stream[d.cell_stream[cell]], source_of_client[d.cell_client[cell]],
