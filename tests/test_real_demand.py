@@ -41,6 +41,8 @@ def _runs(gains: dict[str, list[float]], static: list[float], per_slot: list[flo
 def test_adapting_worth_and_the_paired_table():
     static, per_slot = [100.0, 110.0, 90.0], [106.0, 115.5, 96.3]
     runs = _runs({"infida:fresh": [95, 104, 86], "infida:coupled": [94, 104, 85], "local-greedy": [93, 101, 85]}, static, per_slot)
+    # as two stores concatenated: their indexes repeat
+    runs = pd.concat([runs.iloc[:5].reset_index(drop=True), runs.iloc[5:].reset_index(drop=True)])
     worth = adapting_worth(runs)
     ratio = np.array(per_slot) / np.array(static)
     half = stats.t.ppf(0.975, 2) * ratio.std(ddof=1) / np.sqrt(3)

@@ -123,7 +123,7 @@ AGAINST = ["local-greedy", "lfu", "lru", "online-greedy", "static-greedy", "infi
 def _labelled(runs: pd.DataFrame) -> pd.DataFrame:
     from .report import policy_labels
 
-    runs = runs.copy()
+    runs = runs.reset_index(drop=True)  # stores concatenated repeat their index; labels are set by index
     runs["label"] = policy_labels(runs)
     runs["frac"] = runs["total_gain"] / runs["per_slot_lp_bound"]
     return runs
