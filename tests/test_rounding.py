@@ -257,8 +257,7 @@ def test_pairwise_only_would_starve_the_large_model():
     """Why the pool exists: the plain pairwise scheme (large paired with one
     small model at a time, last fractional rounded down) loses most of the
     large model's probability on the tight instance above."""
-    sizes = [150.0] + [10.0] * 20
-    y = [0.65] + [(200 - 97.5) / 200] * 20
+    y = [0.65] + [(200 - 97.5) / 200] * 20  # sizes 150 and 20 x 10, as above
     rng = np.random.default_rng(3)
     chosen = 0
     for _ in range(2000):

@@ -14,7 +14,6 @@ Two ways a slot ends:
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import aiohttp
