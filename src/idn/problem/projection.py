@@ -163,44 +163,49 @@ _FIXED_POINT_ROUNDS = 16
 def _project_kernel(z, s, off, b, min_y, log_input, y):  # pragma: no cover - numba
     """project_nodes' arithmetic, one node at a time; y receives the result."""
     for v in range(off.size - 1):
-        a, e = off[v], off[v + 1]
-        if e == a:
-            continue
-        bv = b[v]
-        # y first holds the linear y_hat (>= 0), shifted per node when in logs
-        if log_input:
-            top = -np.inf
-            for m in range(a, e):
-                if z[m] > top:
-                    top = z[m]
-            shift = top if np.isfinite(top) else 0.0
-            for m in range(a, e):
-                y[m] = np.exp(z[m] - shift)
-        else:
-            for m in range(a, e):
-                y[m] = z[m]
-        s_total = s_pos = mass = 0.0
+        project_segment(z, s, off[v], off[v + 1], b[v], min_y, log_input, y)
+
+
+@njit(cache=True, nogil=True)
+def project_segment(z, s, a, e, bv, min_y, log_input, y):  # pragma: no cover - numba
+    """One node's projection: entries a:e of z (y_hat, or its log) into the
+    same entries of y (y may be z itself when not log_input)."""
+    if e == a:
+        return
+    # y first holds the linear y_hat (>= 0), shifted per node when in logs
+    if log_input:
+        top = -np.inf
         for m in range(a, e):
-            s_total += s[m]
-            if y[m] > 0.0:
-                s_pos += s[m]
-                mass += s[m] * y[m]
-        if bv >= s_total:
-            for m in range(a, e):
-                y[m] = 1.0
-        elif s_pos <= bv:  # positives cannot fill the budget: the zeros-to-0+ limit
-            share = (bv - s_pos) / (s_total - s_pos if s_total > s_pos else 1.0)
-            for m in range(a, e):
-                y[m] = 1.0 if y[m] > 0.0 else share
-        elif bv > 0.0:
-            c = _capped_scale(y, s, a, e, bv, mass)
-            for m in range(a, e):
-                y[m] = min(1.0, c * y[m])
-        else:
-            for m in range(a, e):
-                y[m] = 0.0
-        if min_y > 0.0:
-            _lift(y, a, e, min(1.0, bv / (s_total if s_total > 0.0 else 1.0)), min_y)
+            if z[m] > top:
+                top = z[m]
+        shift = top if np.isfinite(top) else 0.0
+        for m in range(a, e):
+            y[m] = np.exp(z[m] - shift)
+    else:
+        for m in range(a, e):
+            y[m] = z[m]
+    s_total = s_pos = mass = 0.0
+    for m in range(a, e):
+        s_total += s[m]
+        if y[m] > 0.0:
+            s_pos += s[m]
+            mass += s[m] * y[m]
+    if bv >= s_total:
+        for m in range(a, e):
+            y[m] = 1.0
+    elif s_pos <= bv:  # positives cannot fill the budget: the zeros-to-0+ limit
+        share = (bv - s_pos) / (s_total - s_pos if s_total > s_pos else 1.0)
+        for m in range(a, e):
+            y[m] = 1.0 if y[m] > 0.0 else share
+    elif bv > 0.0:
+        c = _capped_scale(y, s, a, e, bv, mass)
+        for m in range(a, e):
+            y[m] = min(1.0, c * y[m])
+    else:
+        for m in range(a, e):
+            y[m] = 0.0
+    if min_y > 0.0:
+        _lift(y, a, e, min(1.0, bv / (s_total if s_total > 0.0 else 1.0)), min_y)
 
 
 @njit(cache=True, nogil=True)
