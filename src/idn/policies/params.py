@@ -88,6 +88,24 @@ def optional(inner: Check) -> Check:
     return check
 
 
+def rising_list(inner: Check, max_len: int) -> Check:
+    """A list of 1 to max_len items, each passing inner, strictly rising."""
+    want = f"a list of 1 to {max_len} strictly rising items"
+
+    def check(v):
+        if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or not 1 <= len(v) <= max_len:
+            return f"must be {want}"
+        for item in v:
+            problem = inner(item)
+            if problem is not None:
+                return f"must be {want}, each of which {problem.removeprefix('must be ').join(['is ', ''])}"
+        if any(not a < b for a, b in zip(v[:-1], v[1:])):
+            return f"must be {want}"
+        return None
+
+    return check
+
+
 def id_lists(v) -> str | None:
     """A mapping of ids to lists of ids (a fixed allocation)."""
     if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
