@@ -255,3 +255,71 @@ def tighten_budgets(idn: IDN, rng: np.random.Generator, low: float = 0.15, high:
     total = float(idn.size_mb.sum())
     nodes = [n if n.repository else replace(n, budget_mb=float(rng.uniform(low, high)) * total) for n in idn.nodes]
     return replace(idn, nodes=nodes)
+
+
+# ---- INFIDA's tracking rule, one node, deliberately plain (docs/model.md, section 12.5) ----
+class TrackingNode:
+    """One node's experts, hint and Hedge weights, in lists and loops: the
+    rule as docs/model.md writes it, to check policies/infida/tracking.py."""
+
+    def __init__(self, sizes, budget, horizons, static_expert, eta_scale, share, meta_scale, hint, window, period):
+        self.s, self.b = list(sizes), float(budget)
+        total = sum(self.s)
+        self.b = min(self.b, total)
+        self.log_ratio = math.log(total / self.b) if self.b > 0 else 0.0
+        self.u = [min(1.0, self.b / total) if total > 0 else 0.0] * len(self.s)
+        self.horizons, self.static_expert = list(horizons), static_expert
+        self.c, self.share, self.meta_scale = eta_scale, share, meta_scale
+        self.hint, self.window, self.period = hint, window, period
+        n_experts = len(self.horizons) + (1 if static_expert else 0)
+        self.lazy = [list(self.u) for _ in range(n_experts)]
+        self.points = [list(self.u) for _ in range(n_experts)]
+        self.total_gain = [0.0] * n_experts
+        self.hint_gain = [0.0] * n_experts
+        self.spread_sq = self.grad_sq = self.scale = 0.0
+        self.past = []  # every supergradient so far
+
+    def _move(self, z, eta, d):
+        y_hat = [z[m] * math.exp(eta * d[m] / self.s[m]) for m in range(len(z))]
+        y = project_plain(y_hat, self.s, self.b)
+        return [(1 - self.share) * y[m] + self.share * self.u[m] for m in range(len(z))]
+
+    def _weights(self):
+        n = len(self.lazy)
+        beta = self.meta_scale * math.sqrt(8 * math.log(max(n, 2)) / self.spread_sq) if self.spread_sq > 0 else 0.0
+        score = [self.total_gain[k] + self.hint_gain[k] for k in range(n)]
+        top = max(score)
+        w = [math.exp(beta * (v - top)) for v in score]
+        return [v / sum(w) for v in w]
+
+    def played(self):
+        w = self._weights()
+        return [sum(w[k] * self.points[k][m] for k in range(len(w))) for m in range(len(self.s))]
+
+    def step(self, g):
+        n_experts, M = len(self.lazy), len(self.s)
+        gains = [sum(self.points[k][m] * g[m] for m in range(M)) for k in range(n_experts)]
+        spread = [gains[k] - self.hint_gain[k] for k in range(n_experts)]
+        self.spread_sq += (max(spread) - min(spread)) ** 2
+        self.total_gain = [a + b for a, b in zip(self.total_gain, gains)]
+        self.past.append(list(g))
+        t = len(self.past)
+        self.grad_sq += max((abs(g[m]) / self.s[m] for m in range(M)), default=0.0) ** 2
+        self.scale = max(self.scale, math.sqrt(self.grad_sq / t))
+        base = self.c * math.sqrt(2 * self.log_ratio)
+        rates = [base / (math.sqrt(h) * self.scale) if self.scale > 0 else 0.0 for h in self.horizons]
+        if self.static_expert:
+            rates.append(base / math.sqrt(self.grad_sq) if self.grad_sq > 0 else 0.0)
+        self.lazy = [self._move(self.lazy[k], rates[k], g) for k in range(n_experts)]
+        if self.hint == "none":
+            self.points = [list(z) for z in self.lazy]
+            self.hint_gain = [0.0] * n_experts
+            return self.played()
+        if self.hint == "periodic" and t >= self.period:
+            window = self.past[t - self.period : t - self.period + min(self.window, self.period)]
+        else:
+            window = self.past[max(0, t - self.window) :]
+        h = [sum(w[m] for w in window) / len(window) for m in range(M)]
+        self.points = [self._move(self.lazy[k], rates[k], h) for k in range(n_experts)]
+        self.hint_gain = [sum(self.points[k][m] * h[m] for m in range(M)) for k in range(n_experts)]
+        return self.played()

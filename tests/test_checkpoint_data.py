@@ -54,7 +54,9 @@ def stop_at(slot):
 POLICIES = [
     ("infida", {}),
     ("infida", {"rounding": "coupled"}),
-    ("infida", {"eta": 0.01}),
+    ("infida", {"learning": "static", "eta": 0.01}),
+    ("infida", {"learning": "static"}),
+    ("infida", {"hint": "periodic", "hint_period": 5, "hint_window": 2, "rounding": "coupled"}),
     ("online-greedy", {"window": 3}),
     ("static-greedy", {}),
     ("infida-offline", {"iterations": 20}),

@@ -41,11 +41,12 @@ from ...problem.mirror import NodeStates, dual_norms, mirror_logits
 from ...problem.projection import project_nodes_unchecked
 from ..base import Policy
 from ..registry import register
-from ..params import integer, number, one_of, optional
+from ..params import integer, number, one_of, optional, rising_list
 from .fill import fill_leftover, hold_sure, stale_nodes
 from .grouped import GroupedRounding, slice_groups
 from .messages import message_bytes
 from .rounding import make_rounding, slice_draw_layout
+from .tracking import HINTS, Tracker
 
 
 @register
@@ -55,16 +56,35 @@ class Infida(Policy):
     name = "infida"
     knows = "online"
     summary = "each node learns its allocation by mirror ascent from its paths' control messages"
-    # eta_scale 5, fill and reround 2: chosen on benchmarks/tuning/ (docs/model.md, section 12)
-    defaults = {"eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": True, "reround": 2.0, "grouping": "task"}
+    # eta_scale 5, fill, reround 2 and the tracking rule's parameters: chosen on benchmarks/tuning/
+    # (docs/model.md, section 12); learning: static is the rule before it (one rate, shrinking like 1/sqrt t)
+    defaults = {
+        "eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": True, "reround": 2.0, "grouping": "task",
+        "learning": "tracking", "horizons": [4, 16, 64, 256], "static_expert": True, "share": 1e-3, "meta_scale": 3.0,
+        "hint": "recent", "hint_window": 10, "hint_period": None,
+    }  # fmt: skip
     checks = {
         "eta": optional(number(gt=0, le=1e6)), "eta_scale": number(gt=0, le=1e6), "rounding": one_of("fresh", "coupled"),
         "fill": one_of(True, False), "reround": optional(number(ge=0, le=1e6)), "grouping": one_of("none", "task"),
+        "learning": one_of("tracking", "static"), "horizons": rising_list(number(ge=1, le=1e9), 16),
+        "static_expert": one_of(True, False), "share": number(ge=0, le=0.5), "meta_scale": number(gt=0, le=1e6),
+        "hint": one_of(*HINTS), "hint_window": integer(ge=1, le=10**6), "hint_period": optional(integer(ge=2, le=10**6)),
     }  # fmt: skip
     state_attrs = (
         "y", "grad_sq", "x", "rounding._coins", "rounding._order", "rounding._slot", "_x_flat", "_anchor", "_slots",
-        "_g_per_mb",
+        "_g_per_mb", "tracker.lazy", "tracker.points", "tracker.gains", "tracker.hint_gains", "tracker.spread_sq",
+        "tracker.grad_sq", "tracker.gain_scale", "tracker.slots", "tracker.ring",
     )  # fmt: skip
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        p = self.params
+        if p["learning"] == "tracking" and p["eta"] is not None:
+            raise ValueError(f"policy {self.name!r}: parameter eta fixes one rate, which learning: tracking does not "
+                             "use (set learning: static, or leave eta out)")  # fmt: skip
+        if p["hint"] == "periodic" and (p["hint_period"] is None or p["hint_window"] > p["hint_period"]):
+            raise ValueError(f"policy {self.name!r}: hint: periodic needs hint_period, at least hint_window "
+                             f"({p['hint_window']}), got {p['hint_period']!r}")  # fmt: skip
 
     def _start(self, trace):
         self._setup(self.rt.idn)
@@ -105,6 +125,11 @@ class Infida(Policy):
         self._g_per_mb = np.zeros(self.y.size)
         self._x_flat = np.zeros(self.y.size, dtype=bool)
         self._anchor = self.y.copy()  # the state each node's allocation was drawn from (lazy redraws)
+        p = self.params
+        self.tracker = None
+        if p["learning"] == "tracking":
+            self.tracker = Tracker(self.nodes, p["horizons"], p["static_expert"], p["eta_scale"], p["share"],
+                                   p["meta_scale"], p["hint"], p["hint_window"], p["hint_period"])  # fmt: skip
 
     def state(self) -> np.ndarray:
         """The fractional state y as a (V, M) array (permanent pairs at 1)."""
@@ -126,7 +151,7 @@ class Infida(Policy):
         (``free_index``); per node, nothing here reads another node's
         coordinates."""
         self._g_per_mb = g / self.nodes.sizes
-        self.y = self.step(self.y, g)
+        self.y = self.step(self.y, g) if self.tracker is None else self.tracker.step(g)
         self._slots += 1
         self.x = self._round()
 
@@ -207,8 +232,9 @@ class InfidaOffline(Infida):
     summary = "INFIDA's steps on the whole trace until they settle, rounded once"
     offline = True
     defaults = {
-        "iterations": 300, "batch": 16, "samples": 8, "eta": None, "eta_scale": 1.0, "rounding": "fresh", "fill": True,
-        "reround": None, "grouping": "none",  # its single draw keeps the exact marginals its guarantee uses
+        **Infida.defaults, "iterations": 300, "batch": 16, "samples": 8, "eta_scale": 1.0, "reround": None,
+        "grouping": "none",  # its single draw keeps the exact marginals its guarantee uses
+        "learning": "static",  # a fixed objective: nothing to track
     }  # fmt: skip
     checks = {"iterations": integer(ge=1, le=10**7), "batch": integer(ge=1, le=10**6), "samples": integer(ge=1, le=10**5)}
 
