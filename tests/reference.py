@@ -286,7 +286,8 @@ class TrackingNode:
 
     def _weights(self):
         n = len(self.lazy)
-        beta = self.meta_scale * math.sqrt(8 * math.log(max(n, 2)) / self.spread_sq) if self.spread_sq > 0 else 0.0
+        spread_sq = max(self.spread_sq, (1e-6 * self.b * self.scale) ** 2)  # rounding noise gets no rate
+        beta = self.meta_scale * math.sqrt(8 * math.log(max(n, 2)) / spread_sq) if spread_sq > 0 else 0.0
         score = [self.total_gain[k] + self.hint_gain[k] for k in range(n)]
         top = max(score)
         w = [math.exp(beta * (v - top)) for v in score]

@@ -23,7 +23,7 @@ from idn.problem.mirror import NodeStates
 
 import reference as ref
 
-DEFAULTS = dict(horizons=[4, 16, 64, 256], static_expert=True, eta_scale=5.0, share=1e-3, meta_scale=3.0)
+DEFAULTS = dict(horizons=[4, 16, 64], static_expert=True, eta_scale=5.0, share=1e-3, meta_scale=3.0)
 
 
 def flat_nodes(sizes_per_node, budgets):

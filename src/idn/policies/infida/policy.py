@@ -60,7 +60,7 @@ class Infida(Policy):
     # (docs/model.md, section 12); learning: static is the rule before it (one rate, shrinking like 1/sqrt t)
     defaults = {
         "eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": True, "reround": 2.0, "grouping": "task",
-        "learning": "tracking", "horizons": [4, 16, 64, 256], "static_expert": True, "share": 1e-3, "meta_scale": 3.0,
+        "learning": "tracking", "horizons": [4, 16, 64], "static_expert": True, "share": 1e-3, "meta_scale": 3.0,
         "hint": "recent", "hint_window": 10, "hint_period": None,
     }  # fmt: skip
     checks = {

@@ -39,6 +39,10 @@ from ...problem.mirror import dual_norms
 from ...problem.projection import MIN_Y, project_segment
 
 HINTS = ("none", "recent", "periodic")
+# The Hedge rate's spread is at least this fraction of b_v G_v (which bounds
+# how far two experts' linear gains can differ): experts that agree up to
+# rounding must not get an unbounded rate, and weights picked by rounding noise.
+SPREAD_FLOOR = 1e-6
 
 
 @njit(cache=True, nogil=True)
@@ -75,6 +79,16 @@ def experts_step(base, direction, sizes, offsets, budgets, u, eta, share, out, p
             if share > 0.0:
                 for m in range(a, e):
                     row[m] = (1.0 - share) * row[m] + share * u[m]
+
+
+@njit(cache=True, nogil=True)
+def mix(points, w, node, out):  # pragma: no cover - numba
+    """out[m] = sum_k w[k, node[m]] points[k, m]: each node's convex combination."""
+    for m in range(points.shape[1]):
+        acc = 0.0
+        for k in range(points.shape[0]):
+            acc += w[k, node[m]] * points[k, m]
+        out[m] = acc
 
 
 @njit(cache=True, nogil=True)
@@ -142,16 +156,18 @@ class Tracker:
     def weights(self, hint_gains: np.ndarray | None = None) -> np.ndarray:
         """(N, V) the meta-learner's weights: optimistic Hedge on the gains
         so far plus the hint's gains of the points about to be played."""
+        spread_sq = np.maximum(self.spread_sq, (SPREAD_FLOOR * self.nodes.budgets * self.gain_scale) ** 2)
         with np.errstate(divide="ignore"):
-            beta = self.meta_scale * np.sqrt(8.0 * np.log(max(self.n_experts, 2)) / self.spread_sq)
-        beta = np.where(self.spread_sq > 0, beta, 0.0)
+            beta = self.meta_scale * np.sqrt(8.0 * np.log(max(self.n_experts, 2)) / spread_sq)
+        beta = np.where(spread_sq > 0, beta, 0.0)
         total = self.gains if hint_gains is None else self.gains + hint_gains
         return softmax_columns(beta[None, :] * (total - total.max(axis=0)))
 
     def play(self) -> np.ndarray:
         """y_v = sum_k w_k y_k, flat."""
-        w = self.weights(self.hint_gains)
-        return np.einsum("km,km->m", w[:, self.nodes.node], self.points)
+        y = np.empty(self.points.shape[1])
+        mix(self.points, self.weights(self.hint_gains), self.nodes.node, y)
+        return y
 
     def _step(self, eta: np.ndarray, direction: np.ndarray) -> np.ndarray:
         n = self.nodes
