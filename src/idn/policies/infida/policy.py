@@ -76,9 +76,13 @@ class Infida(Policy):
         "tracker.grad_sq", "tracker.gain_scale", "tracker.slots", "tracker.ring",
     )  # fmt: skip
 
+    tracks = True  # has the learning rule's parameters (INFIDA-offline, on a fixed objective, has not)
+
     def __init__(self, **params):
         super().__init__(**params)
         p = self.params
+        if not self.tracks:
+            return
         if p["learning"] == "tracking" and p["eta"] is not None:
             raise ValueError(f"policy {self.name!r}: parameter eta fixes one rate, which learning: tracking does not "
                              "use (set learning: static, or leave eta out)")  # fmt: skip
@@ -127,7 +131,7 @@ class Infida(Policy):
         self._anchor = self.y.copy()  # the state each node's allocation was drawn from (lazy redraws)
         p = self.params
         self.tracker = None
-        if p["learning"] == "tracking":
+        if self.tracks and p["learning"] == "tracking":
             self.tracker = Tracker(self.nodes, p["horizons"], p["static_expert"], p["eta_scale"], p["share"],
                                    p["meta_scale"], p["hint"], p["hint_window"], p["hint_period"])  # fmt: skip
 
@@ -231,10 +235,10 @@ class InfidaOffline(Infida):
     knows = "offline"
     summary = "INFIDA's steps on the whole trace until they settle, rounded once"
     offline = True
+    tracks = False  # a fixed objective: nothing to track, one rate (its step is Infida.step)
     defaults = {
-        **Infida.defaults, "iterations": 300, "batch": 16, "samples": 8, "eta_scale": 1.0, "reround": None,
-        "grouping": "none",  # its single draw keeps the exact marginals its guarantee uses
-        "learning": "static",  # a fixed objective: nothing to track
+        "iterations": 300, "batch": 16, "samples": 8, "eta": None, "eta_scale": 1.0, "rounding": "fresh", "fill": True,
+        "reround": None, "grouping": "none",  # its single draw keeps the exact marginals its guarantee uses
     }  # fmt: skip
     checks = {"iterations": integer(ge=1, le=10**7), "batch": integer(ge=1, le=10**6), "samples": integer(ge=1, le=10**5)}
 
