@@ -147,6 +147,15 @@ def test_learning_static_is_todays_rule_and_the_tracker_with_its_expert_alone():
         ({"horizons": []}, "strictly rising"),
         ({"share": 0.9}, "share"),
         ({"learning": "fast"}, "learning"),
+        ({"share": float("nan")}, "parameter share"),
+        ({"meta_scale": float("inf")}, "parameter meta_scale"),
+        ({"meta_scale": 0}, "parameter meta_scale"),
+        ({"hint_window": 0}, "parameter hint_window"),
+        ({"hint_window": 2.5}, "parameter hint_window"),
+        ({"horizons": [4, float("inf")]}, "parameter horizons"),
+        ({"horizons": "4,16"}, "parameter horizons"),
+        ({"hint": "yesterday"}, "parameter hint"),
+        ({"static_expert": 1}, "parameter static_expert"),
     ],
 )
 def test_bad_tracking_parameters_are_one_clear_line(params, message):
