@@ -1,9 +1,12 @@
 """INFIDA's slot update (Infida.learn: supergradient, mirror step,
 projection, rounding) on the large scenario, against a deliberately plain
 INFIDA (tests/reference.py: infida_update) timed in the same run; then the
-low-churn ("coupled") rounding against fresh rounding on a stationary trace.
+tracking rule (``learning: tracking``, the default) against the rule before
+it (``learning: static``) on the 1111-node tree of the study, both timed in
+the same run, slot for slot; then the low-churn ("coupled") rounding
+against fresh rounding on a stationary trace.
 
-    python benchmarks/bench_infida.py [--repeats 30] [--ref-fraction 0.05] [--churn-slots 300]
+    python benchmarks/bench_infida.py [--repeats 30] [--ref-fraction 0.05] [--churn-slots 300] [--tree-slots 40]
 
 The plain update runs its supergradient (reference.supergradient, cubic in
 the list length) on a seeded sample of the request types, scaled by entries;
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import time
 
 import common  # noqa: F401  (one-core setup first)
 import numpy as np
@@ -27,11 +31,12 @@ from idn.sim.loop import run_policy
 
 TARGET_RATE, TARGET_SPEEDUP = 5e7, 50.0
 TARGET_LOADS, TARGET_GAIN_LOSS = 5.0, 0.02
+TARGET_TRACKING_RATIO = 3.0  # issue 17: the tracking rule at most 3x the static rule's time per slot
 
 
 def learn_speed(rt, trace, shares, repeats, ref_fraction):
     idn = rt.idn
-    policy = Infida().start(rt, seed=0)
+    policy = Infida(learning="static").start(rt, seed=0)
     for t in range(50):
         policy.learn(trace[t], shares[t])
     slots = itertools.cycle(range(len(trace)))
@@ -72,7 +77,7 @@ def learn_speed(rt, trace, shares, repeats, ref_fraction):
     )
     t_plain = t_grad * scale + (t_update - t_grad)
 
-    check = Infida(eta=eta, eta_scale=1.0).start(rt, seed=0)
+    check = Infida(learning="static", eta=eta, eta_scale=1.0).start(rt, seed=0)
     check.y = policy.y.copy()
     only = np.zeros_like(counts)
     only[sub] = counts[sub]
@@ -98,13 +103,64 @@ def learn_speed(rt, trace, shares, repeats, ref_fraction):
     return {"ms": total * 1e3, "entries_per_s": rate, "plain_s": t_plain, "speedup": speedup, "parts_ms": part_ms}
 
 
+def tracking_cost(slots: int, warm: int = 20) -> dict:
+    """Time per slot of Infida.learn with the tracking rule and with the
+    static rule on the study's 1111-node tree (0.15x budgets, Zipf 1.4
+    reshuffled every 50 slots), alternating one slot of each (the machine's
+    load hits both alike); the tracking step's own part besides."""
+    from pathlib import Path
+
+    from idn.model.scenario import load_scenario
+    from idn.sim.inputs import count_matrix, default_trace, request_types_for
+
+    root = Path(__file__).resolve().parents[1] / "src" / "idn" / "configs" / "paper" / "big-tree.yaml"
+    idn = load_scenario(root).with_changes(budget_scale=0.15)
+    spec = {"kind": "shifting", "rate": 100, "zipf": 1.4, "period": 50, "mode": "reshuffle"}
+    trace = default_trace(idn, warm + slots, 0, spec)
+    rt = request_types_for(idn, trace)
+    counts = count_matrix(rt, trace, warm + slots)
+    shares = [serving.capacity_share(rt, counts[t]) for t in range(warm + slots)]
+    rules = {"static": Infida(learning="static").start(rt, seed=0), "tracking": Infida().start(rt, seed=0)}
+    for t in range(warm):
+        for policy in rules.values():
+            policy.learn(counts[t], shares[t])
+    times = {k: [] for k in rules}
+    step = []
+    for t in range(warm, warm + slots):
+        for name, policy in rules.items():
+            t0 = time.perf_counter()
+            policy.learn(counts[t], shares[t])
+            times[name].append(time.perf_counter() - t0)
+        tracker = rules["tracking"].tracker
+        g = rules["tracking"]._supergradient(counts[t], shares[t])
+        saved = {k: getattr(tracker, k).copy() for k in ("lazy", "points", "gains", "hint_gains", "spread_sq", "grad_sq",
+                                                          "gain_scale", "ring")}  # fmt: skip
+        slot = tracker.slots
+        t0 = time.perf_counter()
+        tracker.step(g)
+        step.append(time.perf_counter() - t0)
+        for k, v in saved.items():  # undo: the timed step is not part of the run
+            setattr(tracker, k, v)
+        tracker.slots = slot
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    ratio = med["tracking"] / med["static"]
+    print(f"   {idn.name} at 0.15x budgets: {idn.n_nodes} nodes, {rt.n_entries} candidate entries, "
+          f"{int(idn.fits.sum())} free pairs; {rules['tracking'].tracker.n_experts} experts; {slots} slots each")  # fmt: skip
+    for k in rules:
+        print(f"   Infida.learn, learning: {k:<9} median {med[k] * 1e3:7.2f} ms per slot (best {min(times[k]) * 1e3:.2f})")
+    print(f"      of which the tracking step (experts, hint, Hedge) {np.median(step) * 1e3:.2f} ms")
+    print(f"   tracking / static: {ratio:.2f}x; target <= {TARGET_TRACKING_RATIO:.0f}x: "
+          f"{common.verdict(ratio <= TARGET_TRACKING_RATIO)}")  # fmt: skip
+    return {"ms": med, "step_ms": float(np.median(step)) * 1e3, "ratio": ratio}
+
+
 def churn(rt, slots):
     idn = rt.idn
     trace = workloads.stationary(idn.sources, idn.tasks, slots, seed=2, rate=common.LARGE_RATE)
     counts = workloads.to_matrix(trace, rt.key_index, rt.n_types, slots)
     out = {}
     for rounding in ("fresh", "coupled"):
-        s = run_policy(rt, Infida(rounding=rounding), counts, seed=0).slots
+        s = run_policy(rt, Infida(rounding=rounding), counts, seed=0).slots  # the default rule
         out[rounding] = {
             "loads": int(s["model_loads"].sum()),
             "loads_after_first": int(s["model_loads"][1:].sum()),
@@ -133,6 +189,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--ref-fraction", type=float, default=0.05)
     ap.add_argument("--churn-slots", type=int, default=300)
+    ap.add_argument("--tree-slots", type=int, default=40)
     args = ap.parse_args(argv)
 
     common.header("INFIDA slot update (Infida.learn)")
@@ -141,8 +198,10 @@ def main(argv=None) -> dict:
           f"{rt.n_entries} candidate entries, {int(rt.idn.fits.sum())} free (node, model) pairs")  # fmt: skip
     shares = [serving.capacity_share(rt, trace[t]) for t in range(len(trace))]
     speed = learn_speed(rt, trace, shares, args.repeats, args.ref_fraction)
+    common.header("the tracking rule against the static rule, 1111-node tree")
+    tracking = tracking_cost(args.tree_slots)
     common.header("low-churn rounding: coupled vs fresh")
-    return {"learn": speed, "churn": churn(rt, args.churn_slots)}
+    return {"learn": speed, "tracking": tracking, "churn": churn(rt, args.churn_slots)}
 
 
 if __name__ == "__main__":
