@@ -58,3 +58,19 @@ def test_the_real_demand_sweeps_match_the_adapt_study(monkeypatch):
         days[(scenario, spec["slot_seconds"])] = exp.slots * spec["slot_seconds"] / 86400
         assert spec.get("sample", False) == (spec["slot_seconds"] < 600)
     assert days == {("geant40", 600): 7, ("geant40", 3600): 7, ("geant40", 60): 1, ("big-tree", 3600): 7, ("big-tree", 600): 7}
+
+
+def test_adapt_periodic_runs_the_diurnal_days_of_both_topologies_with_the_periodic_hint():
+    periodic, long, geant = _experiment("adapt-periodic"), _experiment("adapt-tree-long"), _experiment("adapt-geant")
+    assert "adapt-periodic" in [p.stem for p in config_paths("paper", False)]
+    assert "adapt-periodic" not in [p.stem for p in config_paths("paper", True)]
+    assert list(periodic.scenarios) == ["geant40", "big-tree"]
+    # the same days, seeds, slots, grid and bounds, so the runs pair with the other policies'
+    for name, other in (("geant40", geant), ("big-tree", long)):
+        assert periodic.workloads[name] == {"diurnal": other.workloads[name]["diurnal"]}
+    assert periodic.seeds == long.seeds and periodic.slots == long.slots == geant.slots == 500
+    assert periodic.grid == long.grid and periodic.bounds
+    (name, params), *rest = periodic.policies
+    assert name == "infida" and params["hint"] == "periodic" and params["hint_period"] == 250
+    day = periodic.workloads["geant40"]["diurnal"]["day_slots"]
+    assert params["hint_period"] == day

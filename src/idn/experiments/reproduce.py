@@ -29,7 +29,8 @@ import pandas as pd
 STUDIES = {
     "paper": {
         "full": ["alpha.yaml", "budget.yaml", "adapt-geant.yaml", "adapt-tree.yaml", "adapt-tree-long.yaml",
-                 "real-geant.yaml", "real-geant-hourly.yaml", "real-fine.yaml", "real-tree-hourly.yaml", "real-tree.yaml"],
+                 "adapt-periodic.yaml", "real-geant.yaml", "real-geant-hourly.yaml", "real-fine.yaml", "real-tree-hourly.yaml",
+                 "real-tree.yaml"],
         "quick": ["quick-alpha.yaml", "quick-budget.yaml", "quick-adapt.yaml"],
     }
 }
