@@ -39,6 +39,11 @@ from ...problem.mirror import dual_norms
 from ...problem.projection import MIN_Y, project_segment
 
 HINTS = ("none", "recent", "periodic")
+# A coordinate whose step falls more than e^-100 below its node's largest is at
+# the floor after the projection anyway; clamping its exponent there keeps the
+# arithmetic out of subnormal numbers (exp(-700) * 1e-5), which made the step
+# ten times slower.
+MAX_DROP = 100.0
 # The Hedge rate's spread is at least this fraction of b_v G_v (which bounds
 # how far two experts' linear gains can differ): experts that agree up to
 # rounding must not get an unbounded rate, and weights picked by rounding noise.
@@ -74,7 +79,7 @@ def experts_step(base, direction, sizes, offsets, budgets, u, eta, share, out, p
             rate = eta[k, v]
             row = out[k]
             for m in range(a, e):
-                row[m] = base[k, m] * np.exp(rate * (per_mb[m] - top))
+                row[m] = base[k, m] * np.exp(max(rate * (per_mb[m] - top), -MAX_DROP))
             project_segment(row, sizes, a, e, budgets[v], MIN_Y, False, row)
             if share > 0.0:
                 for m in range(a, e):
