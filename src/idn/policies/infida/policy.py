@@ -18,7 +18,11 @@ the adaptive form (no horizon or gradient bound to guess, and the same
 O(sqrt T) regret). ``eta_scale`` (default 5) multiplies it: the worst-case
 dual norm makes the bound-minimizing rate slow on real traces, and a factor
 c keeps the bound within (c + 1/c) / 2 of its minimum (docs/model.md,
-section 12.1). ``eta`` sets a constant rate instead, also scaled.
+section 12.1). ``eta`` sets a constant rate instead, also scaled. That is
+``learning: static``; the default, ``learning: tracking`` (:mod:`.tracking`,
+docs/model.md section 12.5), runs it as one expert among constant-rate ones
+per node, with a fixed share, optimistic hints and Hedge over the experts,
+so that INFIDA follows shifting demand with a dynamic-regret guarantee.
 
 Rounding. ``grouping: task`` (default) draws each node's models of one task
 together (:mod:`.grouped`: systematic sampling per task, then what exceeds

@@ -4,9 +4,9 @@ steps with a hint. Everything is per node: node v's step reads only g_v and
 its own state, so a live node runs it on its own slice with no new message.
 
 Per node v, N experts: ``horizons`` H_1 < ... < H_K give constant-rate
-experts, eta_k = c sqrt(2 log(S_v / b_v)) / (sqrt(H_k) G_v,t) (the rate
-today's rule has at slot H_k, kept for ever), and ``static_expert`` adds
-today's rule itself (eta shrinking like 1/sqrt(t)). c is ``eta_scale``;
+experts, eta_k = c sqrt(2 log(S_v / b_v)) / (sqrt(H_k) G_v,t) (the static
+rule's rate at slot H_k, kept for ever), and ``static_expert`` adds the
+static rule itself (``learning: static``: eta shrinking like 1/sqrt(t)). c is ``eta_scale``;
 G_v,t = max over tau <= t of the root mean square of ||g_v||_* up to tau
 (non-decreasing, so each rate only falls). Each expert k keeps a lazy state
 z_k (its mirror ascent on the supergradients alone) and plays
