@@ -55,7 +55,7 @@ def test_serve_sums_equal_the_plain_sums_of_served(seed):
 def test_infida_compact_supergradient_and_step_equal_the_plain_infida(seed):
     rng, idn, rt, counts = _instance(seed)
     eta = float(rng.uniform(1e-3, 0.5))
-    policy = Infida(eta=eta, eta_scale=1.0).start(rt, seed=0)
+    policy = Infida(learning="static", eta=eta, eta_scale=1.0).start(rt, seed=0)
     # move away from the uniform start so that y is uneven
     for _ in range(3):
         policy.learn(rng.poisson(20, rt.n_types).astype(float), serving.capacity_share(rt, counts))
