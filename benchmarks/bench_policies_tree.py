@@ -19,7 +19,6 @@ import os
 import sys
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from convergence import slots_to_plateau  # noqa: E402
@@ -82,7 +81,7 @@ def main() -> None:
         res = run_policy(rt, make_policy("static-greedy"), counts[:horizon], seed=args.seed)
         rows.append({"policy": "static-greedy *", "slots": horizon, **figures(res.slots, caches)})
     rows.sort(key=lambda r: (r["slots"], -r["norm_gain_2nd_half"]))
-    print(f"| policy | slots | normalized gain, 2nd half | slots to plateau | loads / cache node / slot | s / slot |")
+    print("| policy | slots | normalized gain, 2nd half | slots to plateau | loads / cache node / slot | s / slot |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['policy']} | {r['slots']} | {r['norm_gain_2nd_half']:.4f} | {r['slots_to_plateau']} | "

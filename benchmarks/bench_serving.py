@@ -116,7 +116,7 @@ def main(argv=None) -> dict:
     print(f"   (medians of {args.repeats} repeats; best repeats "
           + ", ".join(f"{r['best_ms']:.3f} ms" for r in results.values()) + ")")
     worst = min(results.values(), key=lambda r: r["entries_per_s"])
-    print(f"   fast and reference agree on the sampled types (shares, served, gain, supergradient; rtol 1e-9)")
+    print("   fast and reference agree on the sampled types (shares, served, gain, supergradient; rtol 1e-9)")
     print(f"   target >= {TARGET_RATE:.0e} entries/s: {common.verdict(worst['entries_per_s'] >= TARGET_RATE)} "
           f"(worst state {worst['entries_per_s']:.3g}); "
           f"target >= {TARGET_SPEEDUP:.0f}x the reference: "

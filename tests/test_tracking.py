@@ -19,7 +19,6 @@ from idn import serving
 from idn.model.request_types import build_request_types
 from idn.policies.infida.policy import Infida
 from idn.policies.infida.tracking import Tracker
-from idn.problem.mirror import NodeStates
 
 import reference as ref
 
