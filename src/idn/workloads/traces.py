@@ -110,18 +110,19 @@ def check_known(trace: pd.DataFrame, sources: Iterable[str], tasks: Iterable[str
 
 
 # ---- files ----------------------------------------------------------------
-def _format(path: Path) -> str:
+def table_format(path: Path, what: str = "trace") -> str:
+    """"csv" or "parquet", from the file's name (a request log's too)."""
     name = path.name.lower()
     if name.endswith((".csv", ".csv.gz")):
         return "csv"
     if name.endswith((".parquet", ".pq")):
         return "parquet"
-    raise ValueError(f"cannot tell the trace format of {str(path)!r}: use a .csv or .parquet file")
+    raise ValueError(f"cannot tell the {what} format of {str(path)!r}: use a .csv or .parquet file")
 
 
 def _read_table(path: str | Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
     path = Path(path)
-    fmt = _format(path)
+    fmt = table_format(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such trace file: {str(path)!r}")
     _check_file_size(path, fmt)
@@ -177,7 +178,7 @@ def read_trace(path: str | Path) -> pd.DataFrame:
 def write_trace(trace: pd.DataFrame, path: str | Path) -> None:
     """Write a trace (CSV or Parquet, by extension), in canonical form."""
     path = Path(path)
-    fmt = _format(path)
+    fmt = table_format(path)
     trace = validate_trace(trace)
     if fmt == "csv":
         trace.to_csv(path, index=False)

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..traces import table_format
+
 CHUNK_ROWS = 1 << 20
 
 
@@ -35,18 +37,9 @@ class Counts:
     rows: int  # requests read
 
 
-def _format(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith((".csv", ".csv.gz")):
-        return "csv"
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    raise ValueError(f"{path}: cannot tell the format of a request log: use a .csv or .parquet file")
-
-
 def _chunks(path: Path, columns: list[str]):
     """(first row index, DataFrame of the named columns) per chunk."""
-    fmt = _format(path)
+    fmt = table_format(path, "request log")
     if not path.is_file():
         raise ValueError(f"{path}: no such request log")
     if fmt == "csv":
@@ -157,7 +150,7 @@ def read_requests(
     if not (np.isfinite(slot_seconds) and slot_seconds > 0):
         raise ValueError(f"slot_seconds must be a positive number of seconds, got {slot_seconds!r}")
     columns = list(dict.fromkeys(c for c in (time_column, task_column, source_column) if c))
-    csv = _format(path) == "csv"
+    csv = table_format(path, "request log") == "csv"
     streams, clients = _Ids(), _Ids()
     parts, held, origin, numeric, rows = [], 0, None, None, 0
     for first, df in _chunks(path, columns):
