@@ -8,8 +8,9 @@
    is "cold": it uploads the code, and each Ray node unpacks it afresh, so
    numba compiles INFIDA's kernels once there; later starts are "warm".
 2. the request path: bench_live.py's sequential requests served 0, 1, 2 and
-   3 hops up, emulated latency off (``latency_scale 0``: link latency 0 and
-   no emulated service time), on both backends; per-hop overhead =
+   3 hops up, emulation off (``emulate=False``, as ``idn serve
+   --no-emulation``: no emulated link latency nor service time), on both
+   backends; per-hop overhead =
    (p(k hops) - p(0 hops)) / k. Nothing of Ray is on a request's path (node
    to node is HTTP, as locally); what differs is where the node's event loop
    runs (a Ray worker) and Ray's own processes on the same core.
@@ -62,9 +63,9 @@ def start(kind: str, scen: Path, idn, models: Path, run_dir: Path, address: str,
     alloc = first_allocation(idn, "infida", params=INFIDA["params"]) if policy else ALLOCATION
     t0 = time.perf_counter()
     if kind == "local":
-        c = Cluster(scen, idn, models, alloc, run_dir, latency_scale=0.0, policy=policy)
+        c = Cluster(scen, idn, models, alloc, run_dir, latency_scale=0.0, emulate=False, policy=policy)
     else:
-        c = RayCluster(scen, idn, models, alloc, run_dir, address=address, latency_scale=0.0, policy=policy)
+        c = RayCluster(scen, idn, models, alloc, run_dir, address=address, latency_scale=0.0, emulate=False, policy=policy)
     c.start()
     c.wait_ready()
     return time.perf_counter() - t0, c
