@@ -17,6 +17,7 @@ from reference import random_idn
 from idn.experiments import report as rep
 from idn.experiments.report_tables import ranking_table
 from idn.experiments.single import with_bounds
+from idn.experiments.sweep import column_value
 from idn.model.request_types import build_request_types
 from idn.policies.registry import make_policy
 from idn.upper_bounds.lp import per_slot_lp_bound, static_lp_bound
@@ -67,7 +68,7 @@ def build_tables(workloads=WORKLOADS, alphas=ALPHAS, scales=SCALES, policies=POL
                         run_id = f"{workload}-a{alpha:g}-b{scale:g}-s{seed}-{i}"
                         keys = {"run_id": run_id, "scenario": "random", "workload": workload, "seed": seed,
                                 "alpha": alpha, "budget_scale": scale}  # fmt: skip
-                        pcols = {f"param_{k}": v for k, v in result.params.items()}
+                        pcols = {f"param_{k}": column_value(v) for k, v in result.params.items()}  # as the sweep stores them
                         summary = with_bounds(result.summary(), bound, dynamic=not policy.offline)
                         summary.pop("note", None)
                         runs.append({**keys, **pcols, **summary})

@@ -65,7 +65,7 @@ def _hash(d: dict) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _column_value(v):
+def column_value(v):
     """Parquet-friendly: scalars as they are, anything nested as JSON."""
     return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v
 
@@ -89,7 +89,7 @@ def expand(exp: Experiment) -> tuple[list[Task], list[Task]]:
                 if exp.bounds:
                     bounds.append(Task("bound", bound_key, sname, {**group, "bound_key": bound_key}, workload=wspec))
                 for pname, pparams in exp.policies:
-                    params = {**group, "policy": pname, **{f"param_{k}": _column_value(v) for k, v in pparams.items()}}
+                    params = {**group, "policy": pname, **{f"param_{k}": column_value(v) for k, v in pparams.items()}}
                     run_id = _hash(params)
                     runs.append(Task("run", run_id, sname, {**params, "bound_key": bound_key}, pparams, wspec))
     return runs, bounds
