@@ -7,18 +7,20 @@
    its own start is printed apart). Ray's first start in a cluster session
    is "cold": it uploads the code, and each Ray node unpacks it afresh, so
    numba compiles INFIDA's kernels once there; later starts are "warm".
-2. the request path: bench_live.py's sequential requests served 0, 1, 2 and
-   3 hops up, emulation off (``emulate=False``, as ``idn serve
+2. the request path: bench_live.py's sequential requests served at the
+   entry node and one hop up, emulation off (``emulate=False``, as ``idn serve
    --no-emulation``: no emulated link latency nor service time), on both
-   backends; per-hop overhead =
-   (p(k hops) - p(0 hops)) / k. Nothing of Ray is on a request's path (node
-   to node is HTTP, as locally); what differs is where the node's event loop
-   runs (a Ray worker) and Ray's own processes on the same core.
+   backends; per-hop overhead = p(1 hop) - p(0 hops) per round, then the
+   median over rounds. Nothing of Ray is on a request's path (node to node
+   is HTTP, as locally); what differs is where the node's event loop runs
+   (a Ray worker) and Ray's own processes on the same cores.
 
-Everything (the client, the local nodes, the raylets and their actors) runs
-pinned to one core (common.py), so each side of a ratio competes for it alike.
+Nothing is pinned (bench_live.py, imported for its request path, lets the
+process use both cores again): the client, the local nodes, the raylets and
+their actors share the 2 cores, and each side of a ratio is measured in the
+same run, one after the other.
 
-    python benchmarks/bench_ray.py [--models DIR] [--requests 200] [--raylets 3]
+    python benchmarks/bench_ray.py [--models DIR] [--requests 1000] [--rounds 3] [--raylets 3]
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from bench_live import ALLOCATION, bench_scenario, hop_latencies
+from bench_live import ALLOCATION, bench_scenario, hop_round
 
 from idn.model.scenario import load_scenario
 from idn.runtime.launcher import Cluster, first_allocation
 from idn.runtime.models import build_models
+from idn.runtime.oip import json_request
 
 INFIDA = {"name": "infida", "params": {"rounding": "coupled"}, "seed": 0}
 
@@ -74,7 +77,8 @@ def start(kind: str, scen: Path, idn, models: Path, run_dir: Path, address: str,
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", help="a directory made by 'idn models build' (default: a quick build here)")
-    ap.add_argument("--requests", type=int, default=200, help="sequential requests per route and backend")
+    ap.add_argument("--requests", type=int, default=1000, help="sequential requests per route, round and backend")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--raylets", type=int, default=3)
     args = ap.parse_args()
 
@@ -87,7 +91,7 @@ def main() -> None:
             build_models(models, quick=True, runs=30)
     scen = bench_scenario(models, tmp)
     idn = load_scenario(scen)
-    inputs = {t: (np.load(models / "data" / f"{t}.npz")["x"], None) for t in idn.tasks}
+    bodies = [json_request(row) for row in np.load(models / "data" / "digits.npz")["x"]]
 
     t0 = time.perf_counter()
     cluster = ray_cluster(args.raylets)
@@ -103,7 +107,7 @@ def main() -> None:
                 try:
                     starts[(what, temp, kind)] = seconds
                     if policy is None and temp == "warm":
-                        lat[kind] = hop_latencies(c.urls, inputs, args.requests)
+                        lat[kind] = [hop_round(c.urls, bodies, args.requests) for _ in range(args.rounds)]
                 finally:
                     c.stop()
     finally:
@@ -116,16 +120,20 @@ def main() -> None:
         print(f"   {label:<56} {loc:8.1f} {ray_s:8.1f} {ray_s / loc:10.1f}x")
     print("   (cold: the first Ray start in the cluster's session uploads the code and, for INFIDA, numba compiles its"
           "\n    kernels on each Ray node; the local launcher's nodes find numba's cache beside the source files)")
-    print(f"\n   request latency, sequential, {args.requests} per route, emulated latency off (ms)")
-    print(f"   {'hops':>4} {'local p50':>10} {'ray p50':>8} {'local p99':>10} {'ray p99':>8}   per hop p50: local   ray  (ray - local)")
-    base = {k: float(np.percentile(lat[k][0], 50)) for k in lat}
-    for hops in sorted(lat["local"]):
-        p = {k: (float(np.percentile(lat[k][hops], 50)), float(np.percentile(lat[k][hops], 99))) for k in lat}
-        line = f"   {hops:>4} {p['local'][0]:10.2f} {p['ray'][0]:8.2f} {p['local'][1]:10.2f} {p['ray'][1]:8.2f}"
-        if hops:
-            per = {k: (p[k][0] - base[k]) / hops for k in lat}
-            line += f"   {'':>12}{per['local']:6.2f} {per['ray']:5.2f}  ({per['ray'] - per['local']:+.2f})"
-        print(line)
+    print(f"\n   per-hop overhead, emulation off (ms): bench_live.py's route pair, {args.requests} sequential requests"
+          f" per route and round, one kept-alive connection each; served at ap-1 (0 hops) against entering at ap-2"
+          f" and served at edge-1 (1 hop)")  # fmt: skip
+    print(f"   {'round':>5} {'local p50':>10} {'ray p50':>8} {'ray-local':>10} {'local p99':>10} {'ray p99':>8}")
+    per = {k: [(float(np.percentile(b, 50) - np.percentile(a, 50)), float(np.percentile(b, 99) - np.percentile(a, 99)))
+               for a, b in lat[k]] for k in lat}  # fmt: skip
+    for r in range(args.rounds):
+        (l50, l99), (r50, r99) = per["local"][r], per["ray"][r]
+        print(f"   {r:>5} {l50:10.3f} {r50:8.3f} {r50 - l50:+10.3f} {l99:10.3f} {r99:8.3f}")
+    med = {k: np.median(np.array(per[k]), axis=0) for k in per}
+    print(f"   {'med':>5} {med['local'][0]:10.3f} {med['ray'][0]:8.3f} {med['ray'][0] - med['local'][0]:+10.3f} "
+          f"{med['local'][1]:10.3f} {med['ray'][1]:8.3f}")  # fmt: skip
+    zero = {k: float(np.median([np.percentile(a, 50) for a, _ in lat[k]])) for k in lat}
+    print(f"   a request served at its entry node, p50: local {zero['local']:.3f} ms, ray {zero['ray']:.3f} ms")
     print(f"   load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
