@@ -98,7 +98,9 @@ def once(fn):
 def header(title: str) -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"== {title}")
-    print(f"   one core: pinned to cpu {CPU} of {len(_cpus)}, thread pools at 1; load average {load}")
+    cpus = os.sched_getaffinity(0)  # a benchmark may have let itself use every core again
+    where = f"one core: pinned to cpu {CPU} of {len(_cpus)}" if cpus == {CPU} else f"nothing pinned ({len(cpus)} cores)"
+    print(f"   {where}, thread pools at 1; load average {load}")
 
 
 def verdict(ok: bool) -> str:
