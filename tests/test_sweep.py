@@ -235,6 +235,21 @@ def test_bounds_computed_once_per_group_and_merged(tmp_path, monkeypatch):
     assert again["bounds_computed"] == 0 and len(calls) == 4
 
 
+@pytest.mark.parametrize("asked, method", [(True, "lp"), ("lp", "lp"), ("fast", "fast")])
+def test_the_file_chooses_the_bounds_method(tmp_path, asked, method):
+    """`bounds: true` is auto (the LP at this size); `lp` and `fast` are taken
+    as they are. Either bound holds for every run of the group."""
+    exp = copy.deepcopy(EXPERIMENT)
+    exp.update(bounds=asked, seeds=[0], grid={"alpha": [2]})
+    run_sweep(write_experiment(tmp_path, exp), tmp_path / "out", progress=False)
+    bounds = pd.concat([pd.read_parquet(f) for f in (tmp_path / "out" / "bounds").glob("*.parquet")])
+    assert len(bounds) == 1 and (bounds["bound_method"] == method).all()
+    runs = load_runs(tmp_path / "out")
+    assert (runs["total_gain"] <= runs["per_slot_lp_bound"] * (1 + 1e-9)).all()
+    static = runs[runs["policy"] == "cloud-only"]  # a static allocation: under the static bound too
+    assert (static["total_gain"] <= static["lp_bound"] * (1 + 1e-9)).all()
+
+
 # ---------------------------------------------------------------- failures
 def test_failing_run_names_it_and_keeps_finished_runs(tmp_path):
     exp = copy.deepcopy(EXPERIMENT)
@@ -277,6 +292,7 @@ BAD = {
     "bad slots": (lambda e: e.update({"slots": 0}), "slots: must be > 0, got 0"),
     "empty seeds": (lambda e: e.update({"seeds": []}), "seeds: empty list"),
     "negative budget scale": (lambda e: e["grid"].update({"budget_scale": [1, -1]}), "grid.budget_scale[1]: must be >= 0"),
+    "unknown bounds method": (lambda e: e.update({"bounds": "exact"}), "bounds: must be true, false, auto, lp or fast, got 'exact'"),
 }
 
 

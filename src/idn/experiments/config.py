@@ -19,7 +19,8 @@ Format (YAML or JSON)::
     grid:                            # scenario-level axes, crossed with everything
       alpha: [0.5, 2, 8]             #   allowed: alpha, budget_scale, slot_seconds
       budget_scale: [1.0]            #   (absent: the scenario's own alpha / slot length, scale 1)
-    bounds: true                     # LP bounds per (scenario, workload, seed, axes); default false
+    bounds: true                     # LP bounds per (scenario, workload, seed, axes); default false;
+                                     #   true = auto (the LP while small, the fast bound past it), or lp, fast
 
 Meanings and choices:
 - Every list in ``policies`` or ``grid`` is an axis: all combinations run. A
@@ -49,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..model.network import IDN
 from ..model.scenario_spec import MAX_MS, did_you_mean, pydantic_messages
@@ -75,7 +76,14 @@ class ExperimentSpec(BaseModel):
     seeds: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] | Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     policies: dict[str, dict[str, Any] | None]
     grid: dict[str, Any] = Field(default_factory=dict)
-    bounds: bool = False
+    bounds: bool | str = False
+
+    @field_validator("bounds", mode="before")
+    @classmethod
+    def _bounds_method(cls, v):
+        if v is True or v is False or v in ("auto", "lp", "fast"):
+            return v
+        raise ValueError("must be true, false, auto, lp or fast")
 
 
 @dataclass
@@ -89,7 +97,7 @@ class Experiment:
     seeds: list[int]
     policies: list[tuple[str, dict]]  # (policy name, its full parameters), one per grid point
     grid: dict[str, list[float | None]]  # None: the scenario's own value
-    bounds: bool
+    bounds: str | None  # the bounds' method (upper_bounds.certified_bounds), None: no bounds
     source: dict = field(repr=False)  # the file's content, copied into the result store
     path: Path | None = None
 
@@ -238,7 +246,8 @@ def experiment_from_dict(d, base_dir: str | Path | None = None, origin: str = "e
             _fail(origin, f"bounds: true, but the LP bounds are not available ({exc})")
     return Experiment(
         name=spec.name or name or "experiment", scenarios=scenarios, workloads=workloads, slots=spec.slots,
-        seeds=[int(s) for s in seeds], policies=policies, grid=grid, bounds=spec.bounds, source=d,
+        seeds=[int(s) for s in seeds], policies=policies, grid=grid, source=d,
+        bounds=("auto" if spec.bounds is True else spec.bounds or None),
     )  # fmt: skip
 
 

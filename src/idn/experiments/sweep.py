@@ -87,7 +87,7 @@ def expand(exp: Experiment) -> tuple[list[Task], list[Task]]:
                 }  # fmt: skip
                 bound_key = _hash(group)
                 if exp.bounds:
-                    bounds.append(Task("bound", bound_key, sname, {**group, "bound_key": bound_key}, workload=wspec))
+                    bounds.append(Task("bound", bound_key, sname, {**group, "bound_key": bound_key}, {"method": exp.bounds}, wspec))
                 for pname, pparams in exp.policies:
                     params = {**group, "policy": pname, **{f"param_{k}": column_value(v) for k, v in pparams.items()}}
                     run_id = _hash(params)
@@ -114,7 +114,8 @@ def execute(base: IDN, task: Task) -> tuple[Task, dict, object]:
     if task.kind == "bound":
         from .. import upper_bounds
 
-        b = upper_bounds.certified_bounds(rt, counts, "auto")  # the LP while small, the fast bound past it
+        # auto (the file's `bounds: true`): the LP while small, the fast bound past it
+        b = upper_bounds.certified_bounds(rt, counts, (task.policy_params or {}).get("method", "auto"))
         row = {**task.params, "static_lp_bound": float(b["static_lp_bound"]), "per_slot_lp_bound": float(b["per_slot_lp_bound"])}
         row.update(bound_method=b["method"], bound_seconds=float(b["seconds"]), bound_gap=b["gap"])
         return task, row, None
