@@ -34,6 +34,7 @@ from .forwarding import FORWARD_HEADER, SERVED_HEADER, HopError, HopPool, sign, 
 from .oip import BINARY, JSON, ProtocolError, encode_response, error_body, model_metadata, parse_infer, server_metadata
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+Answer = tuple[int, bytes, str, dict]  # status, body, content type, further headers: what either door writes
 
 
 class DataPlane:
@@ -49,12 +50,16 @@ class DataPlane:
         return web.json_response({"ready": not self.stopping}, status=503 if self.stopping else 200)
 
     def _task_or_404(self, request: web.Request):
-        task, ver = request.match_info["task"], request.match_info.get("version")
+        task = request.match_info["task"]
+        err = self._task_error(task, request.match_info.get("version"))
+        return (None, _response(err)) if err is not None else (task, None)
+
+    def _task_error(self, task: str, ver: str | None) -> Answer | None:
         if task not in self.idn.task_index:
-            return None, self._fail(404, f"unknown model {task[:80]!r} (models: {', '.join(self.idn.tasks)})")
+            return self._error(404, f"unknown model {task[:80]!r} (models: {', '.join(self.idn.tasks)})")
         if ver is not None and ver != "1":
-            return None, self._fail(404, f"model {task!r} has one version, '1' (the IDN picks the model behind it), not {ver[:40]!r}", task)
-        return task, None
+            return self._error(404, f"model {task!r} has one version, '1' (the IDN picks the model behind it), not {ver[:40]!r}", task)
+        return None
 
     async def v2_model(self, request: web.Request) -> web.Response:
         task, err = self._task_or_404(request)
@@ -76,23 +81,35 @@ class DataPlane:
     # ---- inference -----------------------------------------------------------------
     async def v2_infer(self, request: web.Request) -> web.Response:
         t0 = time.perf_counter()
+        task = request.match_info["task"]
+        err = self.infer_received(task, request.match_info.get("version"))
+        if err is None:
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge as exc:
+                err = self._error(413, f"request body too large: {exc.text}", task)
+        if err is None:
+            h = request.headers
+            err = await self.infer(task, body, h.get(HEADER_LENGTH), h.get(FORWARD_HEADER), t0)
+        return _response(err)
+
+    def infer_received(self, task: str, ver: str | None) -> Answer | None:
+        """Count an infer request as it arrives (at either door, aiohttp's or
+        :mod:`.hop_listener`'s); the error answer if it names no model here."""
         self.counters["received"] += 1
         self.metrics.received.inc()
-        task, err = self._task_or_404(request)
-        if err is not None:
-            return err
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
-            return self._fail(413, f"request body too large: {exc.text}", task)
-        hl = request.headers.get(HEADER_LENGTH)
-        fwd = request.headers.get(FORWARD_HEADER)
+        return self._task_error(task, ver)
+
+    async def infer(self, task: str, body: bytes, hl: str | None, fwd: str | None, t0: float) -> Answer:
+        """An infer request's answer, (status, body, content type, headers),
+        from its body and the two headers the protocol and the IDN read; what
+        both doors call, so that a forwarded request is served alike through either."""
         req = None
         if fwd is None:  # an entering request: checked here, stamped, counted
             try:
                 req = parse_infer(body, hl, task, self.n_features[task])
             except ProtocolError as exc:
-                return self._fail(exc.status, str(exc), task)
+                return self._error(exc.status, str(exc), task)
             slot, hops = self.clock.now(), ()
             self.counters["entered"] += 1
             rho = self.router.request_type(self.id, task)
@@ -103,11 +120,11 @@ class DataPlane:
         else:
             got = verify(self.key, fwd, task, hl, body, self.idn.n_nodes)
             if isinstance(got, str):
-                return self._fail(403, got, task)
+                return self._error(403, got, task)
             slot, hops = got
             rho = self.rt.key_index.get((self.idn.nodes[hops[0]].id, task))
             if rho is None or self.router.position[rho] <= 0 or self.v in hops:
-                return self._fail(400, f"this node is not up the path of requests from {self.idn.nodes[hops[0]].id!r}", task)
+                return self._error(400, f"this node is not up the path of requests from {self.idn.nodes[hops[0]].id!r}", task)
         d = self.router.decide(rho, self.hosts, lambda e: self.capacity.has_capacity(e, slot))
         if not d.serve:
             return await self._forward(rho, d.next_hop, task, body, hl, slot, (*hops, self.v))
@@ -115,16 +132,16 @@ class DataPlane:
             try:
                 req = parse_infer(body, hl, task, self.n_features[task])
             except ProtocolError as exc:
-                return self._fail(exc.status, str(exc), task)
+                return self._error(exc.status, str(exc), task)
         return await self._serve(rho, d.entry, task, req, slot, (*hops, self.v), t0)
 
-    async def _serve(self, rho: int, e: int, task: str, req, slot: int, path: tuple, t0: float) -> web.Response:
+    async def _serve(self, rho: int, e: int, task: str, req, slot: int, path: tuple, t0: float) -> Answer:
         m = int(self.rt.model[e])
         self.capacity.take(e, slot)  # before the await: a concurrent request must see the slot taken
         try:
             label, probs, queued, run_s, batch = await self._batcher(m).run(self.store.session(m), req.x)
         except Exception as exc:  # noqa: BLE001 - the model failed on a valid input: the request's error, the node goes on
-            return self._fail(500, f"model {self.idn.models[m].id!r} failed: {type(exc).__name__}: {str(exc)[:200]}", task)
+            return self._error(500, f"model {self.idn.models[m].id!r} failed: {type(exc).__name__}: {str(exc)[:200]}", task)
         ms = run_s * 1000.0
         # the scenario's service time tau (the node's hardware, docs/model.md section 2) is
         # emulated as links are: the answer waits out what the real model did not take
@@ -150,7 +167,7 @@ class DataPlane:
         headers = {SERVED_HEADER: f"{self.v};{m}"}
         if hl is not None:
             headers[HEADER_LENGTH] = str(hl)
-        return web.Response(body=body, headers=headers, content_type=BINARY if hl is not None else JSON)
+        return 200, body, BINARY if hl is not None else JSON, headers
 
     def _batcher(self, m: int) -> MicroBatcher:
         b = self.batchers.get(m)
@@ -166,7 +183,7 @@ class DataPlane:
             b = self.batchers[m] = MicroBatcher(self.max_batch, self.max_wait_s, inline, self.pool, on_batch)
         return b
 
-    async def _forward(self, rho: int, k: int, task: str, body: bytes, hl: str | None, slot: int, hops: tuple) -> web.Response:
+    async def _forward(self, rho: int, k: int, task: str, body: bytes, hl: str | None, slot: int, hops: tuple) -> Answer:
         """Send the request one hop up as it came, with the proof; a node that
         does not answer in time is skipped (the next one up gets it). The
         emulated link latency is waited out here, on the sending side, once each way."""
@@ -204,8 +221,8 @@ class DataPlane:
             if "inference-header-content-length" in rh:
                 out[HEADER_LENGTH] = rh["inference-header-content-length"]
             ctype = rh.get("content-type", JSON).split(";")[0]
-            return web.Response(body=rbody, status=status, headers=out, content_type=ctype)
-        return self._fail(503, f"no node up the path answered ({'; '.join(reasons)})", task)
+            return status, rbody, ctype, out
+        return self._error(503, f"no node up the path answered ({'; '.join(reasons)})", task)
 
     def _hop(self, u: int) -> HopPool:
         """The pool of next hop u, at the address peers gives now (a node restarted
@@ -232,8 +249,16 @@ class DataPlane:
             self.control.observe(rho, where, model)
 
     def _fail(self, status: int, msg: str, task: str | None = None) -> web.Response:
+        return _response(self._error(status, msg, task))
+
+    def _error(self, status: int, msg: str, task: str | None = None) -> Answer:
         self.counters["errors"] += 1
         self.metrics.errors.inc()
         if task is not None:
             self.metrics.triton.values[task]["nv_inference_request_failure"] += 1
-        return web.Response(body=error_body(msg), status=status, content_type=JSON)
+        return status, error_body(msg), JSON, {}
+
+
+def _response(a: Answer) -> web.Response:
+    status, body, ctype, headers = a
+    return web.Response(body=body, status=status, headers=headers, content_type=ctype)

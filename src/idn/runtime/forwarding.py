@@ -15,7 +15,9 @@ request without a valid header is an entering request; one that carries the
 header with a MAC that does not check out is refused (403).
 
 **The client.** :class:`HopPool` keeps idle HTTP/1.1 connections to one next
-hop and sends a request in one write. It speaks only to the IDN's own nodes,
+hop and sends a request in one write. It opens each connection with
+:data:`PREFACE`, which makes the next node serve it without aiohttp's server
+(:mod:`.hop_listener`). It speaks only to the IDN's own nodes,
 whose answers always carry a Content-Length (chunked answers are refused), and
 it exists because it is cheaper: aiohttp's client spent 210-340 us of CPU
 per request on this machine, this one 50-100 us (benchmarks/README.md).
@@ -30,6 +32,7 @@ import time
 
 FORWARD_HEADER = "IDN-Forwarded"
 SERVED_HEADER = "IDN-Served"  # "NODE;MODEL" (indices): where an answer was served, read by caches below
+PREFACE = b"IDN-HOP/1\r\n"  # the first bytes of a hop connection (hop_listener.py)
 IDLE_S = 20.0  # an idle connection older than this is dropped (the servers keep them 75 s)
 
 
@@ -73,6 +76,7 @@ class _Conn(asyncio.Protocol):
         self.waiter: asyncio.Future | None = None
         self.closed = False
         self.last_used = time.monotonic()
+        self.opening = PREFACE  # written with the first request: one segment, one wakeup at the next hop
 
     def connection_made(self, transport):
         self.transport = transport
@@ -161,7 +165,8 @@ class HopPool:
         if conn.closed or conn.transport.is_closing():
             raise HopError("connection closed before the request was sent")
         try:
-            conn.transport.write(data)
+            conn.transport.write(conn.opening + data if conn.opening else data)
+            conn.opening = b""
         except RuntimeError as exc:  # uvloop: the peer went away between connect and write
             raise HopError(f"connection closed before the request was sent ({exc})") from None
         waiter = conn.waiter = loop.create_future()  # after the write: answers arrive in a later pass of the loop

@@ -31,12 +31,15 @@ from aiohttp import web
 
 from .. import serving
 from .dataplane import DataPlane
+from .hop_listener import HopSite
 from .live_policies import LIVE_POLICIES, make_control_plane
 from .models import predict_all, read_catalog_files, task_classes
 from .node_control import ControlEndpoints
 from .node_parts import DrivenClock, NodeMetrics, SlotClock, bad_request, check_token
 from .routing import Router, SlotCapacity, live_request_types
 from .store import ModelStore
+
+MAX_BODY = 1 << 20  # bytes of a request body, at either door (hop_listener.py)
 
 
 class Node(DataPlane, ControlEndpoints):
@@ -77,7 +80,8 @@ class Node(DataPlane, ControlEndpoints):
         self.batchers: dict = {}  # model index -> MicroBatcher
         self.hop_pools: dict = {}  # next hop (node index) -> HopPool: kept-alive connections
         self.stopping = False
-        self.counters = {k: 0 for k in ("received", "entered", "served", "forwarded", "errors", "skipped_hops", "announcements", "counts_sent")}
+        self.counters = {k: 0 for k in ("received", "entered", "served", "forwarded", "errors", "skipped_hops", "announcements", "counts_sent",
+                                         "hop_requests")}  # hop_requests: came in on a hop connection (hop_listener.py)
         self.arrivals: dict[int, np.ndarray] = {}  # slot -> (R,) requests that entered here
         self.client: aiohttp.ClientSession | None = None
         self._count_targets = self.router.upstream_of_types()
@@ -212,7 +216,7 @@ class Node(DataPlane, ControlEndpoints):
         return web.Response(body=self.metrics.render(), content_type="text/plain")
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=1 << 20)
+        app = web.Application(client_max_size=MAX_BODY)
         app.add_routes([
             web.get("/v2", self.v2_server), web.get("/v2/health/live", self.v2_live), web.get("/v2/health/ready", self.v2_ready),
             web.get("/v2/models/{task}", self.v2_model), web.get("/v2/models/{task}/versions/{version}", self.v2_model),
@@ -246,7 +250,7 @@ async def open_site(node: Node, sock: socket.socket) -> web.AppRunner:
     """Serve a started node on a bound listening socket (here, and in a Ray actor: runtime/ray_node.py)."""
     runner = web.AppRunner(node.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    await HopSite(runner, sock, node, MAX_BODY).start()  # aiohttp's server, and hop connections served beside it
     return runner
 
 
