@@ -33,7 +33,7 @@ import time
 FORWARD_HEADER = "IDN-Forwarded"
 SERVED_HEADER = "IDN-Served"  # "NODE;MODEL" (indices): where an answer was served, read by caches below
 PREFACE = b"IDN-HOP/1\r\n"  # the first bytes of a hop connection (hop_listener.py)
-IDLE_S = 20.0  # an idle connection older than this is dropped (the servers keep them 75 s)
+IDLE_S = 20.0  # an idle connection older than this is dropped, not trusted to be still open
 
 
 def _mac(key: bytes, task: str, header_length: str | None, slot: int, hops: str, body: bytes) -> str:

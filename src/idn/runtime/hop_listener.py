@@ -123,6 +123,8 @@ class HopConnection(asyncio.Protocol):
         self.buf += data
         if not self.busy and not self.closing:
             self._next()
+        elif len(self.buf) > MAX_HEAD + self.site.max_body:  # more than one request ahead: let the sender wait
+            self.transport.pause_reading()
 
     def _next(self) -> None:
         """Start the request whole in the buffer, if any; refuse one that cannot be."""
@@ -174,6 +176,11 @@ class HopConnection(asyncio.Protocol):
 
     def _done(self, fut: asyncio.Task) -> None:
         self.busy = False
+        if fut.cancelled():  # the loop is shutting down
+            self.transport.close()
+            return
+        if not self.closing and not self.transport.is_reading():
+            self.transport.resume_reading()
         try:
             answer = fut.result()
         except Exception as exc:  # noqa: BLE001 - the request's error (as aiohttp would answer 500); the node goes on
