@@ -44,7 +44,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -53,7 +52,7 @@ import yaml
 
 from idn.model.scenario import load_scenario
 from idn.runtime.launcher import Cluster
-from idn.runtime.models import _session, build_models, predict_all, read_catalog_files
+from idn.runtime.models import _session, predict_all, read_catalog_files
 from idn.runtime.oip import json_request
 
 os.sched_setaffinity(0, set(range(os.cpu_count())))  # common.py pins to one core; this benchmark shares both
@@ -238,11 +237,7 @@ def main() -> None:
     print("== live IDN, emulation off: per-hop overhead, one node's requests/s against a bare handler")
     print(f"   load average at the start: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
-    models = Path(args.models) if args.models else tmp / "models"
-    if not args.models:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            build_models(models, quick=True, runs=30)
+    models = common.models_dir(args.models, tmp)
     scen = bench_scenario(models, tmp)
     x = np.load(models / "data" / "digits.npz")["x"]
     bodies = [json_request(row) for row in x]

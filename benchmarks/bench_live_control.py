@@ -36,14 +36,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from idn.model.scenario import load_scenario
-from idn.runtime.models import build_models
 from idn.runtime.oip import json_request
 from idn.runtime.routing import live_request_types
 
@@ -240,11 +238,7 @@ def main() -> None:
 
     common.header("live INFIDA: one slot's control round on loopback, against a counts-only round")
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-control-"))
-    models = Path(args.models) if args.models else tmp / "models"
-    if not args.models:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            build_models(models, quick=True, runs=30)
+    models = common.models_dir(args.models, tmp)
     scenarios = {"demo": models / "live-demo.yaml", "tree": tree_scenario(models)}
     results = [measure(n, p, models, tmp, args) for n, p in scenarios.items() if args.only in (None, n)]
     report(results, args)

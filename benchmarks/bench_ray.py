@@ -31,7 +31,6 @@ import argparse
 import os
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,6 @@ from bench_live import ALLOCATION, bench_scenario, hop_round
 
 from idn.model.scenario import load_scenario
 from idn.runtime.launcher import Cluster, first_allocation
-from idn.runtime.models import build_models
 from idn.runtime.oip import json_request
 
 INFIDA = {"name": "infida", "params": {"rounding": "coupled"}, "seed": 0}
@@ -84,11 +82,7 @@ def main() -> None:
 
     common.header("Ray backend: start time and hop latency against the local launcher")
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
-    models = Path(args.models) if args.models else tmp / "models"
-    if not args.models:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            build_models(models, quick=True, runs=30)
+    models = common.models_dir(args.models, tmp)
     scen = bench_scenario(models, tmp)
     idn = load_scenario(scen)
     bodies = [json_request(row) for row in np.load(models / "data" / "digits.npz")["x"]]

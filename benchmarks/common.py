@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_var] = "1"
@@ -105,3 +106,18 @@ def header(title: str) -> None:
 
 def verdict(ok: bool) -> str:
     return "MET" if ok else "NOT MET"
+
+
+def models_dir(given: str | None, tmp: Path) -> Path:
+    """The live benchmarks' models: the directory given (made by ``idn models
+    build``), or a quick build in ``tmp``."""
+    import warnings
+
+    from idn.runtime.models import build_models
+
+    if given:
+        return Path(given)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's convergence chatter on the quick build
+        build_models(tmp / "models", quick=True, runs=30)
+    return tmp / "models"
