@@ -250,6 +250,18 @@ def test_the_file_chooses_the_bounds_method(tmp_path, asked, method):
     assert (static["total_gain"] <= static["lp_bound"] * (1 + 1e-9)).all()
 
 
+def test_another_bounds_method_is_another_bound_not_the_stored_one(tmp_path):
+    exp = copy.deepcopy(EXPERIMENT)
+    exp.update(bounds="fast", seeds=[0], grid={"alpha": [2]})
+    path = write_experiment(tmp_path, exp)
+    run_sweep(path, tmp_path / "out", progress=False)
+    exp["bounds"] = "lp"
+    again = run_sweep(write_experiment(tmp_path, exp), tmp_path / "out", progress=False)
+    assert again["bounds_computed"] == 1  # computed with the LP, not the fast bound reused
+    methods = sorted(pd.read_parquet(f)["bound_method"].iloc[0] for f in (tmp_path / "out" / "bounds").glob("*.parquet"))
+    assert methods == ["fast", "lp"]
+
+
 # ---------------------------------------------------------------- failures
 def test_failing_run_names_it_and_keeps_finished_runs(tmp_path):
     exp = copy.deepcopy(EXPERIMENT)

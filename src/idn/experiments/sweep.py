@@ -49,7 +49,7 @@ class Task:
     key: str  # run_id or bound_key
     scenario: str  # which IDN of the experiment
     params: dict  # the columns (see the module docstring)
-    policy_params: dict | None = None
+    policy_params: dict | None = None  # a run's policy parameters; a bound's {"method": ...}
     workload: dict | None = None
 
     def describe(self) -> str:
@@ -85,7 +85,8 @@ def expand(exp: Experiment) -> tuple[list[Task], list[Task]]:
                     "alpha": float(idn.alpha if alpha is None else alpha), "budget_scale": float(scale),
                     "slot_seconds": float(idn.slot_seconds if slot_s is None else slot_s),
                 }  # fmt: skip
-                bound_key = _hash(group)
+                # the method asked is part of a bound's identity, except auto's (the keys of stores made before the choice)
+                bound_key = _hash(group if exp.bounds in (None, "auto") else {**group, "bounds": exp.bounds})
                 if exp.bounds:
                     bounds.append(Task("bound", bound_key, sname, {**group, "bound_key": bound_key}, {"method": exp.bounds}, wspec))
                 for pname, pparams in exp.policies:
