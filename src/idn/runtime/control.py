@@ -12,6 +12,8 @@ At the end of each slot t a node
 4. adds up its own supergradient terms (:func:`..policies.infida.messages.local_terms`)
    and runs INFIDA's step on its own slice of the state
    (:meth:`..policies.infida.policy.Infida.learn_supergradient`): the simulator's code;
+   with ``fill: marginal`` the downward messages carry the lists, from which
+   the node computes its fill's terms at its own draw (:func:`fill_terms_from_lists`);
 5. loads and unloads models, swaps the allocation and announces it.
 
 Messages are those of :mod:`..policies.infida.messages`, so a type with requests
@@ -39,9 +41,53 @@ import networkx as nx
 import numpy as np
 
 from .. import serving
+from ..policies.infida.fill import marginal_terms
 from ..policies.infida.messages import cutoff, local_terms
 from .plane import HISTORY, NodePlane
 
+
+
+def fill_terms_from_lists(rt, v: int, down: dict, entry_of: dict, free: dict):
+    """INFIDA's ``marginal`` fill at node v from the lists its downward
+    messages carried: ``(x, room) -> terms`` in v's slice layout, the
+    simulator's kernel (:func:`..policies.infida.fill.marginal_terms`) run on
+    those lists alone, with v's entries at its draw and every other at the
+    state the list carries. Entries go in the lists' own order (cost, then
+    hop, then model) and types in type order, as the simulator adds them."""
+    offsets, cost, share, y, own_slot = [0], [], [], [], []
+    for rho in sorted(down):
+        d = down[rho]
+        where = entry_of[rho]
+        rows = sorted((where[(int(c[0]), int(c[1]))], c) for c in d.get("entries", []) if (int(c[0]), int(c[1])) in where)
+        for _, c in rows:
+            own = int(c[0]) == v
+            own_slot.append(free[int(c[1])] if own else -1)
+            cost.append(float(c[3]))
+            share.append(float(c[4]))
+            y.append(float(c[5]))
+        last = int(rt.offsets[rho + 1]) - 1  # the fallback: every node knows it
+        cost.append(float(rt.cost[last]))
+        share.append(np.inf)
+        y.append(1.0)
+        own_slot.append(-1)
+        offsets.append(len(cost))
+    counts = np.array([float(down[rho]["requests"]) for rho in sorted(down)])
+    offsets, cost, share, y = np.asarray(offsets, np.int64), np.asarray(cost), np.asarray(share), np.asarray(y)
+    own_slot = np.asarray(own_slot, np.int64)
+    entry_node = np.where(own_slot >= 0, 0, -1).astype(np.int64)
+    pair = np.arange(cost.size, dtype=np.int64)
+
+    def terms(x, room):
+        out = np.zeros(x.size)
+        if not room[v]:
+            return out
+        x_entries = np.where(own_slot >= 0, np.asarray(x, dtype=float)[np.maximum(own_slot, 0)], y)
+        per_entry = marginal_terms(offsets, pair, cost, share, counts, y, x_entries, entry_node, np.ones(1, np.bool_))
+        for k in np.flatnonzero(own_slot >= 0):  # entry order: types in order, then the list's order
+            out[own_slot[k]] += per_entry[k]
+        return out
+
+    return terms
 
 
 def control_graph(rt) -> nx.DiGraph:
@@ -89,10 +135,12 @@ class ControlPlane(NodePlane):
         self.preds = sorted({u for u in self.prev.values() if u >= 0})
         self.succs = sorted({w for w in self.next.values() if w >= 0})
         self.own = {int(rho): [int(e) for e in range(rt.offsets[rho], rt.offsets[rho + 1]) if rt.node[e] == v] for rho in self.types}
-        # INFIDA needs the cut-off of each type; local-greedy the whole list (its marginal gains walk it)
-        self.lists = bool(getattr(policy, "needs_lists", False))
-        self.free = {} if self.lists else policy.free_index(v)
-        # local-greedy: (node, model) -> candidate entry, per type through here (the lists never change)
+        # INFIDA needs the cut-off of each type; local-greedy the whole list (its marginal gains walk it),
+        # and so does INFIDA's marginal fill (its terms at the node's own draw)
+        self.view = bool(getattr(policy, "needs_lists", False))  # local-greedy: learns from the lists
+        self.lists = self.view or bool(getattr(policy, "fill_from_lists", False))
+        self.free = {} if self.view else policy.free_index(v)
+        # (node, model) -> candidate entry, per type through here (the lists never change)
         self.entry_of = {
             rho: {(int(rt.node[e]), int(rt.model[e])): e for e in range(rt.offsets[rho], rt.offsets[rho + 1])}
             for rho in (self.types.tolist() if self.lists else [])
@@ -218,7 +266,7 @@ class ControlPlane(NodePlane):
         await self._send_all("down", t, self.preds,
                              {u: {str(r): d for r, d in down.items() if self.prev[r] == u} for u in self.preds})  # fmt: skip
         round_ms = (time.perf_counter() - t0) * 1000.0
-        if self.lists:
+        if self.view:
             self._learn_view(msgs, down)
         else:
             # the supergradient terms of this node's entries, type after type as serving's kernel adds them
@@ -227,7 +275,8 @@ class ControlPlane(NodePlane):
                 own = [c for c in msgs[rho]["entries"] if c[0] == v]
                 for mdl, term in local_terms(down[rho], own).items():
                     g[self.free[mdl]] += term
-            self.policy.learn_supergradient(g)
+            fill = fill_terms_from_lists(rt, v, down, self.entry_of, self.free) if self.lists else None
+            self.policy.learn_supergradient(g, fill)
         self.slot = t + 1
         held = np.flatnonzero(self.policy.propose()[v] > 0.5)
         loads = await node.apply_allocation(set(held.tolist()))

@@ -3,10 +3,22 @@
 
 Filling. A rounding leaves budget unused: a fractional model whose size did
 not fit, or the last coordinate rounded down. ``fill_leftover`` adds, node by
-node, the models not chosen in decreasing order of their fractional state y
-(ties: supergradient per MB), each one that still fits. The gain is monotone
-in x, so every draw gains at least what it had: E[G(x_filled)] >= E[G(x)] >=
-(1 - 1/e) G(y) still holds, although the marginals E[x] are no longer y.
+node, the models not chosen in decreasing order of a key, each one that
+still fits. The gain is monotone in x, so every draw gains at least what it
+had, whatever the order: E[G(x_filled)] >= E[G(x)] >= (1 - 1/e) G(y) still
+holds, although the marginals E[x] are no longer y. Two keys (``fill``):
+- ``state``: the fractional state y (ties: supergradient per MB);
+- ``marginal`` (the default): what a model would add where it is drawn,
+  per MB: node v's supergradient terms at the point where its own
+  coordinates are its draw x_v and every other node's are the state y_t its
+  slot's messages carried (``marginal_terms``), ties by y. The state's order
+  fills the room a knapsack leaves with the models the state half-holds,
+  which are mostly those the draw could not fit, or copies of what the draw
+  already holds; the marginal order fills it with what the draw lacks. On
+  the tuning scenarios it adds 0.7-1.2 points of the bound where popularity
+  shifts (docs/model.md, section 12.6). Live, a node computes the same terms
+  from its paths' lists, which the downward messages then carry (the
+  design's O(K) numbers per message) instead of the cut-off alone.
 
 Lazy redraws (low churn). With the coupled rounding, x is a fixed function of
 y, but a small move of y still flips models: each pairwise step's direction
@@ -62,10 +74,74 @@ def _fill(x, y, g_per_mb, sizes, offsets, budgets):  # pragma: no cover - numba
             left -= sizes[best]
 
 
+@njit(cache=True, nogil=True)
+def _marginal_terms(offsets, pair, cost, share, counts, y, x, entry_node, room, out):  # pragma: no cover - numba
+    """Per request type with requests, per node v on its list with room:
+    serving's cut-off k* recomputed with v's entries at x (the others at y),
+    and v's terms share_e (C^{k*} - C^e) for its entries before it, added
+    into out[pair[e]]. The fallback (last entry) has entry_node -1."""
+    seen = np.full(room.size, -1, dtype=np.int64)
+    for t in range(len(offsets) - 1):
+        r = counts[t]
+        if r <= 0.0:
+            continue
+        start, last = offsets[t], offsets[t + 1] - 1
+        for f in range(start, last):
+            v = entry_node[f]
+            if v < 0 or not room[v] or seen[v] == t:
+                continue
+            seen[v] = t
+            cum = 0.0
+            kstar = last
+            for e in range(start, last):
+                cum += share[e] * (x[pair[e]] if entry_node[e] == v else y[pair[e]])
+                if cum >= r:
+                    kstar = e
+                    break
+            c_star = cost[kstar]
+            for e in range(start, kstar):
+                if entry_node[e] == v:
+                    out[pair[e]] += share[e] * (c_star - cost[e])
+
+
+def marginal_terms(offsets, pair, cost, share, counts, y, x, entry_node, room) -> np.ndarray:
+    """The ``marginal`` fill's terms (module docstring) in the layout of y and
+    x, for the nodes marked in ``room`` (0 elsewhere). ``pair`` maps each
+    candidate entry to its coordinate; ``entry_node`` gives its node (-1 at
+    the fallbacks)."""
+    y = np.ascontiguousarray(y, dtype=float)
+    out = np.zeros(y.size)
+    _marginal_terms(offsets, pair, cost, np.ascontiguousarray(share, dtype=float),
+                    np.ascontiguousarray(counts, dtype=float), y, np.ascontiguousarray(x, dtype=float),
+                    entry_node, np.ascontiguousarray(room, dtype=np.bool_), out)  # fmt: skip
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _room(x, sizes, offsets, budgets, room):  # pragma: no cover - numba
+    for v in range(offsets.size - 1):
+        left = budgets[v] * (1.0 + 1e-12)
+        smallest = np.inf
+        for m in range(offsets[v], offsets[v + 1]):
+            if x[m]:
+                left -= sizes[m]
+            elif sizes[m] < smallest:
+                smallest = sizes[m]
+        room[v] = smallest <= left
+
+
+def has_room(x: np.ndarray, sizes: np.ndarray, offsets: np.ndarray, budgets: np.ndarray) -> np.ndarray:
+    """(V,) bool: nodes whose allocation x leaves room for a model it lacks."""
+    room = np.zeros(offsets.size - 1, dtype=np.bool_)
+    _room(np.asarray(x, dtype=np.bool_), sizes, offsets, budgets, room)
+    return room
+
+
 def fill_leftover(x: np.ndarray, y: np.ndarray, g_per_mb: np.ndarray, sizes: np.ndarray, offsets: np.ndarray,
                   budgets: np.ndarray, inplace: bool = False) -> np.ndarray:  # fmt: skip
     """x (flat bool, CSR by node ``offsets``) with each node's unused budget
-    filled, in decreasing y then decreasing supergradient per MB. A new
+    filled, in decreasing y then decreasing g_per_mb (any two keys: the
+    ``marginal`` fill passes its terms per MB first and y second). A new
     array, or x itself (a bool array) with inplace."""
     x = np.array(x, dtype=np.bool_, copy=not inplace)
     _fill(x, np.ascontiguousarray(y, dtype=float), np.ascontiguousarray(g_per_mb, dtype=float), sizes, offsets, budgets)

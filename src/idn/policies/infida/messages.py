@@ -77,13 +77,14 @@ def local_terms(down: dict, own_entries: list[list]) -> dict[int, float]:
     return terms
 
 
-def message_bytes(list_length: np.ndarray, path_length: np.ndarray, active: np.ndarray) -> int:
+def message_bytes(list_length: np.ndarray, path_length: np.ndarray, active: np.ndarray, lists_down: bool = False) -> int:
     """Bytes of one slot's control traffic for the request types marked active:
     upward message j carries the entries of nodes p_1..p_j (at most K), the
-    downward ones a header and the cut-off (3 numbers)."""
+    downward ones a header and the cut-off (3 numbers), and with
+    ``lists_down`` (INFIDA's marginal fill) the whole list as well."""
     hops = np.maximum(path_length - 1, 0)
     up = hops * (HEADER_FIELDS + ENTRY_FIELDS * list_length)  # an upper bound per message: the whole list
-    down = hops * (HEADER_FIELDS + 3)
+    down = hops * (HEADER_FIELDS + 3 + (ENTRY_FIELDS * list_length if lists_down else 0))
     return int(FLOAT_BYTES * np.sum((up + down)[active]))
 
 

@@ -31,9 +31,10 @@ rounding of :mod:`.rounding` (exact marginals, size-ordered pairs across
 tasks), which lost 2.6-3.6% of the state's relaxed gain on the 1111-node
 tree, against under 1% grouped (docs/model.md, section 12.2). ``rounding``
 (fresh / coupled) says whether the uniforms are new every slot or kept.
-After the rounding, the budget it leaves is filled (``fill``), and with the
-coupled rounding only nodes whose state moved redraw (``reround``): see
-:mod:`.fill`.
+After the rounding, the budget it leaves is filled (``fill``: ``marginal``,
+by what each model would add beside the node's draw; ``state``, by y, the
+rule before it, which ``true`` also names; ``false``), and with the coupled
+rounding only nodes whose state moved redraw (``reround``): see :mod:`.fill`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from ...problem.projection import project_nodes_unchecked
 from ..base import Policy
 from ..registry import register
 from ..params import integer, number, one_of, optional, rising_list
-from .fill import fill_leftover, hold_sure, stale_nodes
+from .fill import fill_leftover, has_room, hold_sure, marginal_terms, stale_nodes
 from .grouped import GroupedRounding, slice_groups
 from .messages import message_bytes
 from .rounding import make_rounding, slice_draw_layout
@@ -63,13 +64,13 @@ class Infida(Policy):
     # eta_scale 5, fill, reround 2 and the tracking rule's parameters: chosen on benchmarks/tuning/
     # (docs/model.md, section 12); learning: static is the rule before it (one rate, shrinking like 1/sqrt t)
     defaults = {
-        "eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": True, "reround": 2.0, "grouping": "task",
-        "learning": "tracking", "horizons": [4, 16, 64], "static_expert": True, "share": 1e-3, "meta_scale": 3.0,
+        "eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": "marginal", "reround": 2.0,
+        "grouping": "task", "learning": "tracking", "horizons": [4, 16, 64], "static_expert": True, "share": 1e-3, "meta_scale": 3.0,
         "hint": "recent", "hint_window": 10, "hint_period": None,
     }  # fmt: skip
     checks = {
         "eta": optional(number(gt=0, le=1e6)), "eta_scale": number(gt=0, le=1e6), "rounding": one_of("fresh", "coupled"),
-        "fill": one_of(True, False), "reround": optional(number(ge=0, le=1e6)), "grouping": one_of("none", "task"),
+        "fill": one_of("marginal", "state", True, False), "reround": optional(number(ge=0, le=1e6)), "grouping": one_of("none", "task"),
         "learning": one_of("tracking", "static"), "horizons": rising_list(number(ge=1, le=1e9), 16),
         "static_expert": one_of(True, False), "share": number(ge=0, le=0.5), "meta_scale": number(gt=0, le=1e6),
         "hint": one_of(*HINTS), "hint_window": integer(ge=1, le=10**6), "hint_period": optional(integer(ge=2, le=10**6)),
@@ -97,6 +98,9 @@ class Infida(Policy):
     def _start(self, trace):
         self._setup(self.rt.idn)
         self._entry_index = self.nodes.entry_index(self.rt)
+        self._entry_node = np.full(self.rt.n_entries, -1, dtype=np.int64)  # -1 at the fallbacks
+        hosted = ~self.rt.is_fallback
+        self._entry_node[hosted] = self.nodes.node[self._entry_index[hosted]]
         self._path_length = np.diff(self.rt.path_offsets)
         self._messages = 2 * np.maximum(self._path_length - 1, 0)  # per request type with requests
         self.x = self._round(first=True)
@@ -148,20 +152,30 @@ class Infida(Policy):
 
     def learn(self, counts: np.ndarray, share: np.ndarray) -> None:
         counts = np.ascontiguousarray(counts, dtype=float)
-        self.learn_supergradient(self._supergradient(counts, share))
+        g = self._supergradient(counts, share)
+        rt, y_t = self.rt, self.y.copy()  # the state this slot's messages carried
+        self.learn_supergradient(g, lambda x, room: marginal_terms(
+            rt.offsets, self._entry_index, rt.cost, share, counts, y_t, x, self._entry_node, room))
         active = counts > 0
         self.control_messages = int(self._messages[active].sum())
-        self.control_bytes = message_bytes(self.rt.list_length, self._path_length, active)
+        self.control_bytes = message_bytes(self.rt.list_length, self._path_length, active, self.fill_from_lists)
 
-    def learn_supergradient(self, g: np.ndarray) -> None:
+    def learn_supergradient(self, g: np.ndarray, fill_terms=None) -> None:
         """The step after the supergradient: mirror ascent, projection,
         rounding, fill, lazy redraws. g is in the flat free layout
         (``free_index``); per node, nothing here reads another node's
-        coordinates."""
+        coordinates. ``fill_terms(x, room)``, for ``fill: marginal``, gives
+        the terms of the nodes marked in room at their draw x (:mod:`.fill`);
+        without it the fill goes by the state."""
         self._g_per_mb = g / self.nodes.sizes
         self.y = self.step(self.y, g) if self.tracker is None else self.tracker.step(g)
         self._slots += 1
-        self.x = self._round()
+        self.x = self._round(fill_terms=fill_terms)
+
+    @property
+    def fill_from_lists(self) -> bool:
+        """Live, the downward messages carry the lists (runtime/control.py)."""
+        return self.params["fill"] == "marginal"
 
     def free_index(self, v: int) -> dict[int, int]:
         """{model: position in the flat free layout} for node v's free coordinates."""
@@ -205,14 +219,20 @@ class Infida(Policy):
             eta = np.sqrt(2.0 * n.log_ratio / self.grad_sq)
         return scale * np.where(self.grad_sq > 0, eta, 0.0)
 
-    def _round(self, first: bool = False) -> np.ndarray:
+    def _round(self, first: bool = False, fill_terms=None) -> np.ndarray:
         """x for the next slot: a rounding of y, its leftover budget filled,
         and with the coupled rounding only the nodes whose state moved
         redraw (lazy redraws, :mod:`.fill`)."""
         n = self.nodes
         x = self.rounding.round(self.y, self.rng)
-        if self.params["fill"]:
-            x = fill_leftover(x, self.y, self._g_per_mb, n.sizes, n.offsets, n.budgets, inplace=True)  # x is a fresh draw
+        fill = self.params["fill"]
+        if fill == "marginal" and fill_terms is not None:
+            room = has_room(x, n.sizes, n.offsets, n.budgets)
+            if room.any():
+                key = fill_terms(x, room) / n.sizes
+                x = fill_leftover(x, key, self.y, n.sizes, n.offsets, n.budgets, inplace=True)  # x is a fresh draw
+        elif fill:  # by the state (also the first draw, before any slot's messages)
+            x = fill_leftover(x, self.y, self._g_per_mb, n.sizes, n.offsets, n.budgets, inplace=True)
         reround = self.params["reround"]
         if self.params["rounding"] == "coupled" and reround is not None and not first:
             stale = stale_nodes(self.y, self._anchor, n.sizes, n.node, n.budgets, reround / np.sqrt(self._slots))
