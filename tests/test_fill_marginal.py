@@ -45,7 +45,8 @@ def test_marginal_terms_equal_the_plain_supergradient_at_each_nodes_own_draw(see
     n = policy.nodes
     room = has_room(x, n.sizes, n.offsets, n.budgets)
     entry_node = policy._entry_node
-    fast = marginal_terms(rt.offsets, policy._entry_index, rt.cost, share, counts, policy.y, x, entry_node, room)
+    fast = marginal_terms(rt.offsets, policy._entry_index, rt.cost, share, counts, policy.y, x, entry_node,
+                          rt.path_offsets, rt.path_nodes, room)
     lists = ref.candidate_lists(idn, idn.sources)
     if [len(c) for _, _, c in lists] != list(rt.list_length):
         return  # the brute-force lists break a latency tie differently (see test_serving)
@@ -69,7 +70,8 @@ def test_a_node_computes_its_fill_terms_from_its_lists_exactly_as_the_simulator(
     n = policy.nodes
     room = has_room(x, n.sizes, n.offsets, n.budgets)
     entry_node = policy._entry_node
-    fast = marginal_terms(rt.offsets, policy._entry_index, rt.cost, share, counts, policy.y, x, entry_node, room)
+    fast = marginal_terms(rt.offsets, policy._entry_index, rt.cost, share, counts, policy.y, x, entry_node,
+                          rt.path_offsets, rt.path_nodes, room)
     y_dense = n.dense(policy.y)
     for v in np.flatnonzero(room):
         # what node v's downward messages carry: each type's whole list, its fallback aside (runtime/control.py)
@@ -105,7 +107,8 @@ def test_the_marginal_fill_takes_what_the_draw_lacks_the_state_fill_a_copy():
     sizes, node_offsets, budgets = np.ones(3), np.array([0, 3]), np.array([2.0])
     room = has_room(x, sizes, node_offsets, budgets)
     assert room.tolist() == [True]
-    terms = marginal_terms(offsets, pair, cost, share, counts, y, x, entry_node, room)
+    path_offsets, path_nodes = np.array([0, 1, 2]), np.array([0, 0])  # both types' path: the node
+    terms = marginal_terms(offsets, pair, cost, share, counts, y, x, entry_node, path_offsets, path_nodes, room)
     assert terms.tolist() == [0.0, 0.0, 90.0]
     by_marginal = fill_leftover(x, terms / sizes, y, sizes, node_offsets, budgets)
     by_state = fill_leftover(x, y, np.zeros(3), sizes, node_offsets, budgets)
@@ -125,7 +128,8 @@ def test_every_fill_keeps_the_budget_and_never_loses_gain(seed):
     n = policy.nodes
     room = has_room(x, n.sizes, n.offsets, n.budgets)
     entry_node = policy._entry_node
-    terms = marginal_terms(rt.offsets, policy._entry_index, rt.cost, share, counts, policy.y, x, entry_node, room)
+    terms = marginal_terms(rt.offsets, policy._entry_index, rt.cost, share, counts, policy.y, x, entry_node,
+                          rt.path_offsets, rt.path_nodes, room)
     filled = fill_leftover(x, terms / n.sizes, policy.y, n.sizes, n.offsets, n.budgets)
     assert np.all(filled[x])  # only adds
     used = np.bincount(n.node, n.sizes * filled, idn.n_nodes)

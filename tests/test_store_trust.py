@@ -101,3 +101,22 @@ def test_report_names_unreadable_files_and_reports_without_them(reference, tmp_p
     skipped = []
     runs = load_runs(store, skipped)
     assert len(runs) == 3 and bad.stem not in set(runs["run_id"]) and len(skipped) == 1
+
+
+def test_a_parameter_that_changed_kind_between_versions_still_loads(reference, tmp_path):
+    """INFIDA's fill was true/false, now "marginal"/"state": a store holding
+    runs of both versions loads, with that column as text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store = tmp_path / "mixed"
+    shutil.copytree(reference / "ref", store)
+    infida = [p for p in sorted((store / "runs").glob("*.parquet")) if pq.read_table(p)["policy"][0].as_py() == "infida"]
+    assert len(infida) == 2 and pq.read_table(infida[0])["param_fill"][0].as_py() == "marginal"
+    old = pq.read_table(infida[0])
+    old = old.set_column(old.schema.get_field_index("param_fill"), "param_fill", pa.array([True]))
+    pq.write_table(old, infida[0])
+    runs = load_runs(store)
+    fills = runs.loc[runs.policy == "infida", "param_fill"].tolist()
+    assert sorted(fills) == ["marginal", "true"]
+    assert len(runs) == len(load_runs(reference / "ref"))

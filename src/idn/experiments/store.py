@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
@@ -221,9 +222,32 @@ def _read_all(paths: list[Path], skipped: list[str] | None = None, columns: list
         tables.append(table)
     if not tables:
         return pd.DataFrame()
-    df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    try:
+        combined = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        combined = pa.concat_tables(_params_as_text(tables), promote_options="permissive")
+    df = combined.to_pandas()
     first = [c for c in PARAM_COLUMNS if c in df.columns] + sorted(c for c in df.columns if c.startswith("param_"))
     return df[first + [c for c in df.columns if c not in first]]
+
+
+def _params_as_text(tables: list[pa.Table]) -> list[pa.Table]:
+    """A parameter whose value changed kind between versions (INFIDA's fill:
+    true, then "state" / "marginal") cannot be one typed column: those
+    columns become text in every table ("true", "marginal")."""
+    kinds: dict[str, set] = {}
+    for t in tables:
+        for f in t.schema:
+            if f.name.startswith("param_") and not pa.types.is_null(f.type):
+                kinds.setdefault(f.name, set()).add(f.type)
+    mixed = [c for c, k in kinds.items() if len(k) > 1]
+    out = []
+    for t in tables:
+        for c in mixed:
+            if c in t.column_names:
+                t = t.set_column(t.schema.get_field_index(c), c, pc.cast(t[c], pa.string()))
+        out.append(t)
+    return out
 
 
 def load_runs(out: str | Path, skipped: list[str] | None = None) -> pd.DataFrame:

@@ -76,13 +76,16 @@ def fill_terms_from_lists(rt, v: int, down: dict, entry_of: dict, free: dict):
     own_slot = np.asarray(own_slot, np.int64)
     entry_node = np.where(own_slot >= 0, 0, -1).astype(np.int64)
     pair = np.arange(cost.size, dtype=np.int64)
+    path_offsets = np.arange(counts.size + 1, dtype=np.int64)  # each type's "path" here: this node alone (0)
+    path_nodes = np.zeros(counts.size, dtype=np.int64)
 
     def terms(x, room):
         out = np.zeros(x.size)
         if not room[v]:
             return out
         x_entries = np.where(own_slot >= 0, np.asarray(x, dtype=float)[np.maximum(own_slot, 0)], y)
-        per_entry = marginal_terms(offsets, pair, cost, share, counts, y, x_entries, entry_node, np.ones(1, np.bool_))
+        per_entry = marginal_terms(offsets, pair, cost, share, counts, y, x_entries, entry_node, path_offsets,
+                                   path_nodes, np.ones(1, np.bool_))
         for k in np.flatnonzero(own_slot >= 0):  # entry order: types in order, then the list's order
             out[own_slot[k]] += per_entry[k]
         return out

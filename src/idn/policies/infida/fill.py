@@ -75,22 +75,21 @@ def _fill(x, y, g_per_mb, sizes, offsets, budgets):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
-def _marginal_terms(offsets, pair, cost, share, counts, y, x, entry_node, room, out):  # pragma: no cover - numba
-    """Per request type with requests, per node v on its list with room:
+def _marginal_terms(offsets, pair, cost, share, counts, y, x, entry_node, path_offsets, path_nodes, room,
+                    out):  # pragma: no cover - numba  # fmt: skip
+    """Per request type with requests, per node v on its path with room:
     serving's cut-off k* recomputed with v's entries at x (the others at y),
     and v's terms share_e (C^{k*} - C^e) for its entries before it, added
     into out[pair[e]]. The fallback (last entry) has entry_node -1."""
-    seen = np.full(room.size, -1, dtype=np.int64)
     for t in range(len(offsets) - 1):
         r = counts[t]
         if r <= 0.0:
             continue
         start, last = offsets[t], offsets[t + 1] - 1
-        for f in range(start, last):
-            v = entry_node[f]
-            if v < 0 or not room[v] or seen[v] == t:
+        for j in range(path_offsets[t], path_offsets[t + 1]):
+            v = path_nodes[j]
+            if not room[v]:
                 continue
-            seen[v] = t
             cum = 0.0
             kstar = last
             for e in range(start, last):
@@ -104,16 +103,17 @@ def _marginal_terms(offsets, pair, cost, share, counts, y, x, entry_node, room, 
                     out[pair[e]] += share[e] * (c_star - cost[e])
 
 
-def marginal_terms(offsets, pair, cost, share, counts, y, x, entry_node, room) -> np.ndarray:
+def marginal_terms(offsets, pair, cost, share, counts, y, x, entry_node, path_offsets, path_nodes, room) -> np.ndarray:
     """The ``marginal`` fill's terms (module docstring) in the layout of y and
     x, for the nodes marked in ``room`` (0 elsewhere). ``pair`` maps each
     candidate entry to its coordinate; ``entry_node`` gives its node (-1 at
-    the fallbacks)."""
+    the fallbacks); ``path_offsets`` / ``path_nodes`` each type's path (only
+    its nodes are looked at)."""
     y = np.ascontiguousarray(y, dtype=float)
     out = np.zeros(y.size)
     _marginal_terms(offsets, pair, cost, np.ascontiguousarray(share, dtype=float),
                     np.ascontiguousarray(counts, dtype=float), y, np.ascontiguousarray(x, dtype=float),
-                    entry_node, np.ascontiguousarray(room, dtype=np.bool_), out)  # fmt: skip
+                    entry_node, path_offsets, path_nodes, np.ascontiguousarray(room, dtype=np.bool_), out)  # fmt: skip
     return out
 
 

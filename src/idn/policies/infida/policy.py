@@ -155,7 +155,8 @@ class Infida(Policy):
         g = self._supergradient(counts, share)
         rt, y_t = self.rt, self.y.copy()  # the state this slot's messages carried
         self.learn_supergradient(g, lambda x, room: marginal_terms(
-            rt.offsets, self._entry_index, rt.cost, share, counts, y_t, x, self._entry_node, room))
+            rt.offsets, self._entry_index, rt.cost, share, counts, y_t, x, self._entry_node, rt.path_offsets,
+            rt.path_nodes, room))
         active = counts > 0
         self.control_messages = int(self._messages[active].sum())
         self.control_bytes = message_bytes(self.rt.list_length, self._path_length, active, self.fill_from_lists)
