@@ -38,15 +38,21 @@ def _learned(seed):
     return rng, idn, rt, counts, share, policy, x
 
 
-@given(seeds)
-@settings(max_examples=40, deadline=None)
-def test_marginal_terms_equal_the_plain_supergradient_at_each_nodes_own_draw(seed):
+def _with_terms(seed):
+    """_learned, plus the nodes with room in the draw and the fast kernel's terms."""
     _, idn, rt, counts, share, policy, x = _learned(seed)
     n = policy.nodes
     room = has_room(x, n.sizes, n.offsets, n.budgets)
-    entry_node = policy._entry_node
-    fast = marginal_terms(rt.offsets, policy._entry_index, rt.cost, share, counts, policy.y, x, entry_node,
-                          rt.path_offsets, rt.path_nodes, room)
+    fast = marginal_terms(rt.offsets, policy._entry_index, rt.cost, share, counts, policy.y, x, policy._entry_node,
+                          rt.path_offsets, rt.path_nodes, room)  # fmt: skip
+    return idn, rt, counts, share, policy, x, room, fast
+
+
+@given(seeds)
+@settings(max_examples=40, deadline=None)
+def test_marginal_terms_equal_the_plain_supergradient_at_each_nodes_own_draw(seed):
+    idn, rt, counts, share, policy, x, room, fast = _with_terms(seed)
+    n = policy.nodes
     lists = ref.candidate_lists(idn, idn.sources)
     if [len(c) for _, _, c in lists] != list(rt.list_length):
         return  # the brute-force lists break a latency tie differently (see test_serving)
@@ -66,12 +72,8 @@ def test_marginal_terms_equal_the_plain_supergradient_at_each_nodes_own_draw(see
 @given(seeds)
 @settings(max_examples=30, deadline=None)
 def test_a_node_computes_its_fill_terms_from_its_lists_exactly_as_the_simulator(seed):
-    _, idn, rt, counts, share, policy, x = _learned(seed)
+    idn, rt, counts, share, policy, x, room, fast = _with_terms(seed)
     n = policy.nodes
-    room = has_room(x, n.sizes, n.offsets, n.budgets)
-    entry_node = policy._entry_node
-    fast = marginal_terms(rt.offsets, policy._entry_index, rt.cost, share, counts, policy.y, x, entry_node,
-                          rt.path_offsets, rt.path_nodes, room)
     y_dense = n.dense(policy.y)
     for v in np.flatnonzero(room):
         # what node v's downward messages carry: each type's whole list, its fallback aside (runtime/control.py)
@@ -124,12 +126,8 @@ def test_the_marginal_fill_takes_what_the_draw_lacks_the_state_fill_a_copy():
 @given(seeds)
 @settings(max_examples=25, deadline=None)
 def test_every_fill_keeps_the_budget_and_never_loses_gain(seed):
-    _, idn, rt, counts, share, policy, x = _learned(seed)
+    idn, rt, counts, share, policy, x, room, terms = _with_terms(seed)
     n = policy.nodes
-    room = has_room(x, n.sizes, n.offsets, n.budgets)
-    entry_node = policy._entry_node
-    terms = marginal_terms(rt.offsets, policy._entry_index, rt.cost, share, counts, policy.y, x, entry_node,
-                          rt.path_offsets, rt.path_nodes, room)
     filled = fill_leftover(x, terms / n.sizes, policy.y, n.sizes, n.offsets, n.budgets)
     assert np.all(filled[x])  # only adds
     used = np.bincount(n.node, n.sizes * filled, idn.n_nodes)
