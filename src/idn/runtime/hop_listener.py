@@ -25,6 +25,7 @@ CPU here; a hop crosses a server twice (benchmarks/README.md, per-hop).
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from http import HTTPStatus
 from urllib.parse import unquote
@@ -47,6 +48,7 @@ class HopSite(web.SockSite):
     def __init__(self, runner: web.AppRunner, sock, node, max_body: int, shutdown_timeout: float = 5.0):
         super().__init__(runner, sock, shutdown_timeout=shutdown_timeout)
         self.node, self.max_body, self.wait_s = node, max_body, shutdown_timeout
+        self.unix = sock.family == socket.AF_UNIX  # the node's Unix socket (launcher.py): hops from nodes of this host
         self.conns: set = set()  # open connections still at the door, or served here
 
     async def start(self) -> None:
@@ -166,6 +168,8 @@ class HopConnection(asyncio.Protocol):
             return
         t0 = time.perf_counter()
         self.node.counters["hop_requests"] += 1
+        if self.site.unix:
+            self.node.counters["hop_requests_unix"] += 1
         err = self.node.infer_received(task, ver)
         if err is not None:
             self._answer(err)
