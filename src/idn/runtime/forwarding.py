@@ -59,12 +59,13 @@ def verify(key: bytes, value: str, task: str, header_length: str | None, body: b
     if len(parts) != 3:
         return "malformed IDN-Forwarded header"
     slot, hops, mac = parts
-    if not hmac.compare_digest(mac.encode(), _mac(key, task, header_length, _int(slot), hops, body).encode()):
+    t = _int(slot)
+    if not hmac.compare_digest(mac.encode(), _mac(key, task, header_length, t, hops, body).encode()):
         return "forwarded request without a valid proof (IDN-Forwarded MAC)"
-    seq = tuple(_int(h) for h in hops.split(","))
-    if _int(slot) < 0 or not seq or not all(0 <= h < n_nodes for h in seq) or len(set(seq)) != len(seq):
+    seq = tuple(map(_int, hops.split(",")))
+    if t < 0 or min(seq) < 0 or max(seq) >= n_nodes or len(set(seq)) != len(seq):
         return "malformed IDN-Forwarded fields"
-    return _int(slot), seq
+    return t, seq
 
 
 def _int(s: str) -> int:

@@ -55,6 +55,7 @@ class Router:
         # walks it, and reading numpy scalars costs several times more (a live request's own cost)
         self._lists: dict[int, list] = {}
         self._at: dict[int, int] = {}  # rho -> this node's position on its path
+        self._link_ms: dict[tuple, float] = {}
 
     def request_type(self, source: str, task: str) -> int:
         return self.rt.key_index[(source, task)]
@@ -83,10 +84,14 @@ class Router:
         raise AssertionError("candidate list without a fallback")
 
     def link_ms(self, rho: int, a: int, b: int) -> float:
-        """One-way latency from path position a to b (a < b) along rho's path."""
-        p = self._paths[rho]
-        g, nodes = self.idn.graph, self.idn.nodes
-        return float(sum(g[nodes[p[k]].id][nodes[p[k + 1]].id]["latency_ms"] for k in range(a, b)))
+        """One-way latency from path position a to b (a < b) along rho's path
+        (kept: a forwarded request asks for it, and the graph's lookups cost more)."""
+        ms = self._link_ms.get((rho, a, b))
+        if ms is None:
+            p = self._paths[rho]
+            g, nodes = self.idn.graph, self.idn.nodes
+            ms = self._link_ms[(rho, a, b)] = float(sum(g[nodes[p[k]].id][nodes[p[k + 1]].id]["latency_ms"] for k in range(a, b)))
+        return ms
 
     def downstream(self) -> list[int]:
         """Nodes whose requests may travel through this one: those before it
