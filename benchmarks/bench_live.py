@@ -25,7 +25,7 @@ Nothing is pinned: the node processes and the load tool share the 2 cores
 (and with whatever else runs on them; the load average is printed). The
 sides of each ratio are measured in the same round, one after the other.
 
-    python benchmarks/bench_live.py [--models DIR] [--rounds 3] [--requests 1000] [--seconds 5]
+    python benchmarks/bench_live.py [--models DIR] [--rounds 3] [--requests 1000] [--seconds 5] [--hop-only]
 """
 
 from __future__ import annotations
