@@ -202,7 +202,7 @@ class HopConnection(asyncio.Protocol):
 
     def _done(self, answer, exc: BaseException | None) -> None:
         self.busy, self.coro = False, None
-        if isinstance(exc, asyncio.CancelledError):  # the loop is shutting down
+        if isinstance(exc, asyncio.CancelledError):  # what it waited for was cancelled: the loop is shutting down
             self.transport.close()
             return
         if not self.closing and not self.transport.is_reading():

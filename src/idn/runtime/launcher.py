@@ -174,10 +174,16 @@ class Cluster:
         limited to about 100 bytes). The URL beside each path ties the path to
         that address: a node restarted at another address is reached by TCP."""
         self.hop_dir = Path(tempfile.mkdtemp(prefix="idn-hop-"))
-        for n in local:
-            path = self.hop_dir / f"{self.idn.node_index[n]}.sock"
-            self.unix_sockets[n] = bind_unix(path)
-            self.hop_sockets[n] = {"url": self.urls[n], "path": str(path)}
+        try:
+            for n in local:
+                path = self.hop_dir / f"{self.idn.node_index[n]}.sock"
+                self.unix_sockets[n] = bind_unix(path)
+                self.hop_sockets[n] = {"url": self.urls[n], "path": str(path)}
+        except OSError as exc:  # e.g. a temp dir whose path is too long for a Unix socket: TCP serves
+            print(f"no Unix sockets between the nodes ({exc}): they forward by TCP", file=sys.stderr, flush=True)
+            self._remove_hop_dir()
+            self.unix_sockets.clear()
+            self.hop_sockets.clear()
 
     def write_nodes(self, extra: dict[str, dict]) -> None:
         """RUN/nodes.json: every node's id, tier and URL, plus ``extra[node id]``."""
@@ -186,15 +192,16 @@ class Cluster:
 
     def start(self) -> None:
         for n in self.local:
-            fds = [self.sockets[n].fileno(), self.unix_sockets[n].fileno()]
+            fds = [self.sockets[n].fileno(), *([self.unix_sockets[n].fileno()] if n in self.unix_sockets else [])]
             log = open(self.run_dir / "logs" / f"{n}.log", "wb")
             self.procs[n] = subprocess.Popen(
                 [sys.executable, "-m", "idn.runtime.node", str(self.run_dir), n, *map(str, fds)],
                 pass_fds=fds, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip
             log.close()
-            self.sockets[n].close()  # the child holds its own copies
-            self.unix_sockets[n].close()
+            for sock in (self.sockets[n], self.unix_sockets.pop(n, None)):
+                if sock is not None:
+                    sock.close()  # the child holds its own copies
         self.write_nodes({n.id: {"pid": self.procs[n.id].pid if n.id in self.procs else None} for n in self.idn.nodes})
 
     def wait_ready(self, timeout: float = 300.0) -> None:  # a busy shared machine can take minutes
@@ -228,7 +235,7 @@ class Cluster:
     def _remove_hop_dir(self) -> None:
         """The Unix sockets' directory (each node also removes its own socket file as it stops)."""
         for s in self.unix_sockets.values():
-            s.close()  # never started: still ours
+            s.close()  # of nodes never started: still ours
         if self.hop_dir is not None:
             shutil.rmtree(self.hop_dir, ignore_errors=True)
 
