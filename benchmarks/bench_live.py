@@ -25,7 +25,7 @@ Nothing is pinned: the node processes and the load tool share the 2 cores
 (and with whatever else runs on them; the load average is printed). The
 sides of each ratio are measured in the same round, one after the other.
 
-    python benchmarks/bench_live.py [--models DIR] [--rounds 3] [--requests 1000] [--seconds 5]
+    python benchmarks/bench_live.py [--models DIR] [--rounds 3] [--requests 1000] [--seconds 5] [--hop-only]
 """
 
 from __future__ import annotations
@@ -232,7 +232,10 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1000, help="sequential requests per route and round")
     ap.add_argument("--seconds", type=float, default=5.0, help="length of each load run")
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--hop-only", action="store_true", help="only the per-hop overhead and CPU of a hop, uvloop (quick iteration)")
     args = ap.parse_args()
+    if args.hop_only:
+        return hop_only(args)
 
     print("== live IDN, emulation off: per-hop overhead, one node's requests/s against a bare handler")
     print(f"   load average at the start: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
@@ -286,6 +289,29 @@ def main() -> None:
     print(f"   load average at the end: {la}")
 
 
+def hop_only(args) -> None:
+    """--hop-only: per-hop overhead and CPU of a hop on uvloop, nothing else."""
+    print("== live IDN, emulation off: per-hop overhead only (uvloop)")
+    import idn
+
+    print(f"   idn from {Path(idn.__file__).parent}; load average at the start: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    models = common.models_dir(args.models, tmp)
+    scen = bench_scenario(models, tmp)
+    bodies = [json_request(row) for row in np.load(models / "data" / "digits.npz")["x"]]
+    cluster = start_cluster(scen, models, tmp / "run-uvloop", "uvloop")
+    try:
+        rows = []
+        for _ in range(args.rounds):
+            lat0, lat1 = hop_round(cluster.urls, bodies, args.requests)
+            rows.append({"p50_0": np.percentile(lat0, 50), "p50_1": np.percentile(lat1, 50), "p99_0": np.percentile(lat0, 99),
+                         "p99_1": np.percentile(lat1, 99), "hop_cpu_us": hop_cpu(cluster, bodies, args.requests)})  # fmt: skip
+    finally:
+        cluster.stop()
+    report_hops(rows, args)
+    print(f"   load average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
 def _get(url: str) -> str:
     import urllib.request
 
@@ -298,6 +324,11 @@ def _get(url: str) -> str:
 
 def report(loop: str, rows: list, state: dict, args) -> None:
     print(f"\n   node event loop: {loop}")
+    report_hops(rows, args)
+    report_node(rows, state, args)
+
+
+def report_hops(rows: list, args) -> None:
     print(f"   per-hop overhead, ms ({args.requests} sequential requests per route and round, one kept-alive connection each)")
     print(f"   {'round':>5} {'p50 0 hop':>9} {'p50 1 hop':>9} {'hop p50':>8} {'p99 0 hop':>9} {'p99 1 hop':>9} {'hop p99':>8} {'hop CPU us':>10}")
     for i, r in enumerate(rows):
@@ -306,6 +337,9 @@ def report(loop: str, rows: list, state: dict, args) -> None:
     med = {k: np.median([r[k] for r in rows]) for k in ("p50_0", "p50_1", "p99_0", "p99_1", "hop_cpu_us")}
     print(f"   {'med':>5} {med['p50_0']:9.3f} {med['p50_1']:9.3f} {np.median([r['p50_1'] - r['p50_0'] for r in rows]):8.3f} "
           f"{med['p99_0']:9.3f} {med['p99_1']:9.3f} {np.median([r['p99_1'] - r['p99_0'] for r in rows]):8.3f} {med['hop_cpu_us']:10.0f}")  # fmt: skip
+
+
+def report_node(rows: list, state: dict, args) -> None:
     print(f"   requests/s at concurrency {args.concurrency} (node: ap-1 serving digits locally; bare: aiohttp JSON handler)")
     print(f"   {'round':>5} {'node':>8} {'bare':>8} {'node/bare':>9} {'bare uvloop+orjson':>18} {'node/that':>9} {'node CPU us/req':>15}")
     for i, r in enumerate(rows):

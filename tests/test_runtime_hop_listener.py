@@ -3,13 +3,19 @@ over real sockets: forwarded requests on a hop connection are served as
 through aiohttp's server; without a valid proof, or malformed, oversized,
 nested 100,000 deep or plain garbage, they are refused (4xx or a closed
 connection) and change nothing; a hop connection stays alive for many
-requests; and nodes forward to each other through it."""
+requests; and nodes forward to each other through it, by their Unix
+sockets when started on one host, answered as over TCP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import random
+import signal
 import socket
+import stat
+import time
 import urllib.request
 
 import pytest
@@ -27,7 +33,8 @@ def cluster(models_dir, tmp_path_factory):  # noqa: F811
     run_dir = tmp_path_factory.mktemp("hop") / "run"
     with serving(models_dir / "live-demo.yaml", models_dir, run_dir, ALLOCATION, extra=["--no-emulation"]) as (nodes, _):
         ids = [n["id"] for n in json.loads((run_dir / "nodes.json").read_text())]
-        yield {"key": (run_dir / "token").read_text().strip().encode(), "nodes": nodes, "index": {n: i for i, n in enumerate(ids)}}
+        yield {"key": (run_dir / "token").read_text().strip().encode(), "nodes": nodes, "index": {n: i for i, n in enumerate(ids)},
+               "run_dir": run_dir}  # fmt: skip
 
 
 def _body(n: int, v: float = 0.5, **extra) -> bytes:
@@ -208,3 +215,105 @@ def test_bad_bytes_get_a_4xx_or_a_closed_connection_and_the_node_stays_up(cluste
     assert status == 200 and where(out)[0] == "edge-1"
     (got,), _ = _hop(_port(c, "edge-1"), _signed(c, _body(13)))
     assert got[0] == 200
+
+
+# ---- the Unix sockets of the nodes of one host (launcher.py, forwarding.HopPool) ----------------
+
+
+def _unix_path(run_dir, node: str) -> str:
+    return json.loads((run_dir / "serve.json").read_text())["hop_sockets"][node]["path"]
+
+
+def _hop_unix(path: str, data: bytes):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(20)
+        s.connect(path)
+        s.sendall(forwarding.PREFACE + data)
+        got = _read(s, bytearray())
+        return got, _closed(s, 5.0)
+
+
+def test_nodes_of_one_host_forward_through_their_unix_sockets(cluster):
+    c = cluster
+    sockets = json.loads((c["run_dir"] / "serve.json").read_text())["hop_sockets"]
+    assert set(sockets) == set(c["nodes"])
+    for node, s in sockets.items():
+        assert s["url"] == c["nodes"][node]["url"] and stat.S_ISSOCK(os.stat(s["path"]).st_mode)
+        assert stat.S_IMODE(os.stat(os.path.dirname(s["path"])).st_mode) == 0o700  # this user's only
+    before = _state(c, "edge-1")
+    for i in range(6):
+        status, out = infer(c["nodes"]["ap-1"]["url"], "wine", [0.05 * i] * 13)
+        assert status == 200 and where(out)[:2] == ("edge-1", "wine/wine-mlp-small")
+    after = _state(c, "edge-1")
+    # every one came in by the edge's Unix socket, none by TCP
+    assert after["hop_requests_unix"] - before["hop_requests_unix"] == 6
+    assert after["hop_requests"] - before["hop_requests"] == 6
+
+
+def test_a_request_on_the_unix_socket_is_answered_as_over_tcp(cluster):
+    c = cluster
+    path = _unix_path(c["run_dir"], "edge-1")
+    for body in (_body(13, 0.75, id="u"), _body(13, -2.0)):
+        before = _state(c, "edge-1")
+        (tcp,), tcp_closed = _hop(_port(c, "edge-1"), _signed(c, body))
+        unix, unix_closed = _hop_unix(path, _signed(c, body))
+        assert tcp[0] == unix[0] == 200 and not tcp_closed and not unix_closed
+        assert tcp[1]["idn-served"] == unix[1]["idn-served"]
+        assert _same(json.loads(tcp[2]), json.loads(unix[2])), (tcp[2], unix[2])
+        after = _state(c, "edge-1")
+        assert after["hop_requests_unix"] - before["hop_requests_unix"] == 1 and after["served"] - before["served"] == 2
+
+
+def test_bad_bytes_on_the_unix_socket_are_refused_and_the_node_stays_up(cluster):
+    c = cluster
+    path = _unix_path(c["run_dir"], "edge-1")
+    before = _state(c, "edge-1")
+    for data, status in ((_request(_body(13), {}), 403), (_signed(c, b"[" * 100_000 + b"]" * 100_000), 400),
+                         (_request(_body(13), {forwarding.FORWARD_HEADER: "0;3;" + "0" * 64}), 403),
+                         (b"POST /v2/models/wine/infer HTTP/1.1\r\nno colon here\r\n\r\n", 400)):  # fmt: skip
+        got, closed = _hop_unix(path, data)
+        assert got[0] == status and json.loads(got[2])["error"] and closed, (data[:60], got)
+    after = _state(c, "edge-1")
+    assert after["served"] == before["served"] and after["errors"] - before["errors"] == 4
+    # bytes that are not a hop connection's: aiohttp's server answers them there too
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(20)
+        s.connect(path)
+        s.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = _read(s, bytearray())
+        assert got[0] == 200 and json.loads(got[2]) == {"ready": True}
+    got, closed = _hop_unix(path, _signed(c, _body(13)))
+    assert got[0] == 200 and not closed
+
+
+def test_a_next_hop_without_its_unix_socket_is_reached_by_tcp(cluster):
+    c = cluster
+
+    async def post():
+        pool = forwarding.HopPool("127.0.0.1", _port(c, "edge-1"), str(c["run_dir"] / "no-such.sock"))
+        body = _body(13, 0.3)
+        sig = forwarding.sign(c["key"], "wine", None, 0, (c["index"]["ap-1"],), body)
+        try:
+            return await pool.post("/v2/models/wine/infer", body, {forwarding.FORWARD_HEADER: sig}, 20.0)
+        finally:
+            pool.close()
+
+    before = _state(c, "edge-1")
+    status, headers, raw = asyncio.run(post())
+    assert status == 200 and where(json.loads(raw))[0] == "edge-1"
+    after = _state(c, "edge-1")
+    assert after["hop_requests"] - before["hop_requests"] == 1 and after["hop_requests_unix"] == before["hop_requests_unix"]
+
+
+def test_socket_files_are_removed_when_nodes_stop(models_dir, tmp_path):  # noqa: F811
+    run_dir = tmp_path / "run"
+    with serving(models_dir / "live-demo.yaml", models_dir, run_dir, ALLOCATION, extra=["--no-emulation"]) as (nodes, _):
+        sockets = json.loads((run_dir / "serve.json").read_text())["hop_sockets"]
+        hop_dir = os.path.dirname(sockets["ap-1"]["path"])
+        assert sorted(os.listdir(hop_dir)) == sorted(os.path.basename(s["path"]) for s in sockets.values())
+        os.kill(nodes["cloud"]["pid"], signal.SIGTERM)  # one node stops: it removes its own socket file
+        deadline = time.time() + 60
+        while os.path.exists(sockets["cloud"]["path"]) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(sockets["cloud"]["path"]) and os.path.exists(sockets["ap-1"]["path"])
+    assert not os.path.exists(hop_dir)  # and the launcher its directory

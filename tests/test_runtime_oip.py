@@ -112,6 +112,16 @@ def test_bodies_that_do_not_parse_are_refused_with_a_message():
         parse_infer(head + b"\0" * 16, str(len(head)), "t", 3)  # 4 bytes left over
     with pytest.raises(ProtocolError, match="binary_data_size must be 12"):
         parse_infer(head + b"\0" * 8, str(len(head)), "t", 3)  # 4 bytes short
+    # binary tensors of every float width: inf, -inf, NaN and what overflows FP32 are refused, the largest FP32 is not
+    for dtype, name in ((np.float16, "FP16"), (np.float32, "FP32"), (np.float64, "FP64")):
+        head = json.dumps({"inputs": [{**one, "datatype": name, "data": None, "parameters": {"binary_data_size": 3 * np.dtype(dtype).itemsize}}]}).encode()
+        bad = [np.inf, -np.inf, np.nan] + ([1e39, -1e39] if dtype is np.float64 else [])
+        for v in bad:
+            with pytest.raises(ProtocolError, match="not finite"):
+                parse_infer(head + np.array([1, v, 2], dtype).tobytes(), str(len(head)), "t", 3)
+        top = float(np.finfo(np.float32).max) if dtype is not np.float16 else float(np.finfo(np.float16).max)
+        got = parse_infer(head + np.array([1, -top, top], dtype).tobytes(), str(len(head)), "t", 3)
+        np.testing.assert_array_equal(got.x, np.array([[1, -top, top]], np.float32))
 
 
 # ---- tritonclient against a live access node ------------------------------------------------

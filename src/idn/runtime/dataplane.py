@@ -227,13 +227,17 @@ class DataPlane:
     def _hop(self, u: int) -> HopPool:
         """The pool of next hop u, at the address peers gives now (a node restarted
         elsewhere, e.g. by the Ray backend, comes back at a new one)."""
-        url = self.peers[self.idn.nodes[u].id]
+        name = self.idn.nodes[u].id
+        url = self.peers[name]
         pool = self.hop_pools.get(u)
         if pool is None or pool.url != url:
             if pool is not None:
                 pool.close()
             parsed = urlparse(url)
-            pool = self.hop_pools[u] = HopPool(parsed.hostname, parsed.port)
+            # a node of this host (started by the same launcher) at the address it was given: its Unix socket
+            unix = self.hop_sockets.get(name)
+            path = unix["path"] if unix is not None and unix.get("url") == url else None
+            pool = self.hop_pools[u] = HopPool(parsed.hostname, parsed.port, path)
             pool.url = url
         return pool
 

@@ -4,17 +4,23 @@ one ``ready`` line once every node answers; SIGTERM or Ctrl-C stops them all.
 
 The launcher binds each node's listening socket itself and hands the
 descriptor to the node's process, so every port is known (and written to
-the configuration) before any node starts.
+the configuration) before any node starts. It also binds, for each node it
+starts, a Unix socket in a directory of its own (``serve.json``'s
+``hop_sockets``): the nodes started on one host forward to each other
+through it (:mod:`.forwarding`), nodes elsewhere by TCP.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -78,6 +84,19 @@ def bind(host: str, port: int) -> socket.socket:
     return s
 
 
+def bind_unix(path: str | Path) -> socket.socket:
+    """A listening Unix socket at path (a stale file left there by a dead node is replaced)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    s.bind(str(path))
+    s.listen(512)
+    s.set_inheritable(True)
+    return s
+
+
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as r:
@@ -117,7 +136,11 @@ class Cluster:
         tok = self.run_dir / "token"
         tok.write_text(self.token + "\n")
         tok.chmod(0o600)
+        self.hop_sockets: dict[str, dict] = {}  # node -> {"url", "path"}: its Unix socket, for nodes of this host
+        self.unix_sockets: dict[str, socket.socket] = {}
+        self.hop_dir = None
         self.urls = urls = self._bind(local, peers)
+        self._bind_unix(local)
         self.local = local
         cfg = {
             "scenario": str(Path(scenario_path).resolve()), "models": str(Path(models_dir).resolve()),
@@ -125,7 +148,7 @@ class Cluster:
             "peers": urls, "hop_timeout_s": hop_timeout_s, "latency_scale": latency_scale,
             "run_dir": str(self.run_dir.resolve()), "policy": policy, "deterministic": bool(deterministic),
             "control_hop_timeout_s": control_hop_timeout_s, "emulate": bool(emulate), "max_batch": int(max_batch),
-            "max_batch_wait_us": float(max_batch_wait_us),
+            "max_batch_wait_us": float(max_batch_wait_us), "hop_sockets": self.hop_sockets,
         }  # fmt: skip
         self.cfg = cfg
         (self.run_dir / "serve.json").write_text(json.dumps(cfg, indent=2))
@@ -145,6 +168,23 @@ class Cluster:
                 urls[n] = f"http://127.0.0.1:{self.sockets[n].getsockname()[1]}"
         return urls
 
+    def _bind_unix(self, local: list[str]) -> None:
+        """A Unix socket per node started here, in a directory only this user can
+        enter (a short path under the system's temp dir: a Unix socket's path is
+        limited to about 100 bytes). The URL beside each path ties the path to
+        that address: a node restarted at another address is reached by TCP."""
+        self.hop_dir = Path(tempfile.mkdtemp(prefix="idn-hop-"))
+        try:
+            for n in local:
+                path = self.hop_dir / f"{self.idn.node_index[n]}.sock"
+                self.unix_sockets[n] = bind_unix(path)
+                self.hop_sockets[n] = {"url": self.urls[n], "path": str(path)}
+        except OSError as exc:  # e.g. a temp dir whose path is too long for a Unix socket: TCP serves
+            print(f"no Unix sockets between the nodes ({exc}): they forward by TCP", file=sys.stderr, flush=True)
+            self._remove_hop_dir()
+            self.unix_sockets.clear()
+            self.hop_sockets.clear()
+
     def write_nodes(self, extra: dict[str, dict]) -> None:
         """RUN/nodes.json: every node's id, tier and URL, plus ``extra[node id]``."""
         nodes = [{"id": n.id, "tier": n.tier, "url": self.urls[n.id], **extra.get(n.id, {})} for n in self.idn.nodes]
@@ -152,14 +192,16 @@ class Cluster:
 
     def start(self) -> None:
         for n in self.local:
-            sock = self.sockets[n]
+            fds = [self.sockets[n].fileno(), *([self.unix_sockets[n].fileno()] if n in self.unix_sockets else [])]
             log = open(self.run_dir / "logs" / f"{n}.log", "wb")
             self.procs[n] = subprocess.Popen(
-                [sys.executable, "-m", "idn.runtime.node", str(self.run_dir), n, str(sock.fileno())],
-                pass_fds=[sock.fileno()], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [sys.executable, "-m", "idn.runtime.node", str(self.run_dir), n, *map(str, fds)],
+                pass_fds=fds, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip
             log.close()
-            sock.close()  # the child holds its own copy
+            for sock in (self.sockets[n], self.unix_sockets.pop(n, None)):
+                if sock is not None:
+                    sock.close()  # the child holds its own copies
         self.write_nodes({n.id: {"pid": self.procs[n.id].pid if n.id in self.procs else None} for n in self.idn.nodes})
 
     def wait_ready(self, timeout: float = 300.0) -> None:  # a busy shared machine can take minutes
@@ -188,6 +230,14 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        self._remove_hop_dir()
+
+    def _remove_hop_dir(self) -> None:
+        """The Unix sockets' directory (each node also removes its own socket file as it stops)."""
+        for s in self.unix_sockets.values():
+            s.close()  # of nodes never started: still ours
+        if self.hop_dir is not None:
+            shutil.rmtree(self.hop_dir, ignore_errors=True)
 
     def run_until_signal(self, ready_timeout: float = 300.0) -> int:
         stop = {"sig": None}

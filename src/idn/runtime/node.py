@@ -8,9 +8,11 @@ it to the nodes below; ``PUT /v1/announce`` and ``PUT /v1/counts`` take
 other nodes' allocations and per-slot request counts. ``GET /v1/state``,
 ``GET /metrics`` (Prometheus), ``GET /healthz``.
 
-Started by ``idn serve`` as ``python -m idn.runtime.node RUN NODE_ID FD``:
+Started by ``idn serve`` as ``python -m idn.runtime.node RUN NODE_ID FD [UNIX_FD]``:
 the launcher binds the listening socket and passes its descriptor, so ports
-are known before any node starts and never raced for.
+are known before any node starts and never raced for; UNIX_FD is the node's
+Unix socket, through which the nodes of the same host forward to it
+(``serve.json``'s ``hop_sockets``, :mod:`.forwarding`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Node(DataPlane, ControlEndpoints):
         self._slot_lock = asyncio.Lock()
         self.capacity = SlotCapacity(self.router)
         self.peers: dict[str, str] = cfg["peers"]
+        self.hop_sockets: dict[str, dict] = cfg.get("hop_sockets") or {}  # node -> {"url", "path"}: nodes of this host
         self.hop_timeout = float(cfg.get("hop_timeout_s", 2.0))
         self.latency_scale = float(cfg.get("latency_scale", 1.0))  # 0: no emulated link latency
         self.emulate = bool(cfg.get("emulate", True))  # False (--no-emulation): no emulated links nor service times
@@ -81,7 +84,7 @@ class Node(DataPlane, ControlEndpoints):
         self.hop_pools: dict = {}  # next hop (node index) -> HopPool: kept-alive connections
         self.stopping = False
         self.counters = {k: 0 for k in ("received", "entered", "served", "forwarded", "errors", "skipped_hops", "announcements", "counts_sent",
-                                         "hop_requests")}  # hop_requests: came in on a hop connection (hop_listener.py)
+                                         "hop_requests", "hop_requests_unix")}  # on a hop connection (hop_listener.py), by Unix socket
         self.arrivals: dict[int, np.ndarray] = {}  # slot -> (R,) requests that entered here
         self.client: aiohttp.ClientSession | None = None
         self._count_targets = self.router.upstream_of_types()
@@ -246,15 +249,17 @@ async def _json_object(request: web.Request) -> dict | None:
     return body if isinstance(body, dict) else None
 
 
-async def open_site(node: Node, sock: socket.socket) -> web.AppRunner:
-    """Serve a started node on a bound listening socket (here, and in a Ray actor: runtime/ray_node.py)."""
+async def open_site(node: Node, sock: socket.socket, unix: socket.socket | None = None) -> web.AppRunner:
+    """Serve a started node on a bound listening socket (here, and in a Ray actor:
+    runtime/ray_node.py), and on its Unix socket if it has one: the same door on both."""
     runner = web.AppRunner(node.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    await HopSite(runner, sock, node, MAX_BODY).start()  # aiohttp's server, and hop connections served beside it
+    for s in (sock, unix) if unix is not None else (sock,):
+        await HopSite(runner, s, node, MAX_BODY).start()  # aiohttp's server, and hop connections served beside it
     return runner
 
 
-async def _main(run_dir: Path, node_id: str, fd: int | None) -> None:
+async def _main(run_dir: Path, node_id: str, fd: int | None = None, unix_fd: int | None = None) -> None:
     from ..model.scenario import load_scenario
 
     # the launcher that started us, taken before the long start-up (scenario, models, warm-up): a
@@ -269,16 +274,20 @@ async def _main(run_dir: Path, node_id: str, fd: int | None) -> None:
     if node.resumed:
         print(f"node {node_id}: resumed from checkpoint {node.control.checkpoint} at slot {node.control.resumed_from}", flush=True)
     print(f"node {node_id}: {len(node.store.sessions)} models loaded, warm, in {time.perf_counter() - t0:.1f} s", flush=True)
-    if fd is None:  # restarted by hand (python -m idn.runtime.node RUN NODE): bind the address the run gave it
+    own = (cfg.get("hop_sockets") or {}).get(node_id)
+    if fd is None:  # restarted by hand (python -m idn.runtime.node RUN NODE): bind the addresses the run gave it
         from urllib.parse import urlparse
 
-        from .launcher import bind
+        from .launcher import bind, bind_unix
 
         url = urlparse(node.peers[node_id])
         sock = bind(url.hostname, url.port)
+        unix = bind_unix(own["path"]) if own and Path(own["path"]).parent.is_dir() else None
     else:
         sock = socket.socket(fileno=fd)
-    runner = await open_site(node, sock)
+        unix = socket.socket(fileno=unix_fd) if unix_fd is not None else None
+    unix_path = unix.getsockname() if unix is not None else None  # removed at the end
+    runner = await open_site(node, sock, unix)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -296,15 +305,17 @@ async def _main(run_dir: Path, node_id: str, fd: int | None) -> None:
     t0 = time.perf_counter()
     watch.cancel()
     await runner.cleanup()  # finishes the requests in flight
+    if unix_path:
+        Path(unix_path).unlink(missing_ok=True)
     t1 = time.perf_counter()
     await node.stop()
     print(f"node {node_id}: stopped (server {t1 - t0:.2f} s, node {time.perf_counter() - t1:.2f} s)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = (argv or sys.argv[1:])[:3]
+    args = (argv or sys.argv[1:])[:4]
     if len(args) < 2:
-        print("usage: python -m idn.runtime.node RUN_DIR NODE_ID [LISTEN_FD]", file=sys.stderr)
+        print("usage: python -m idn.runtime.node RUN_DIR NODE_ID [LISTEN_FD [UNIX_FD]]", file=sys.stderr)
         return 2
     run = asyncio.run
     if os.environ.get("IDN_EVENT_LOOP", "uvloop") == "uvloop":
@@ -314,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             run = uvloop.run
         except ImportError:  # not on this platform: the standard loop serves too
             pass
-    run(_main(Path(args[0]), args[1], int(args[2]) if len(args) > 2 else None))
+    fds = [int(a) for a in args[2:]]
+    run(_main(Path(args[0]), args[1], *fds))
     # everything is closed and flushed: skip the interpreter's teardown (numba and
     # onnxruntime make it take seconds on a busy machine, and a stop should be prompt)
     sys.stdout.flush()

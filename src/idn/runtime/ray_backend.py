@@ -138,6 +138,9 @@ class RayCluster(Cluster):
         self.where = self._gather(refs, "start its actor")
         return {n: self.where[n]["url"] for n in local}
 
+    def _bind_unix(self, local) -> None:
+        """None: Ray places nodes on any host, and an actor binds its own address; they forward by TCP."""
+
     def _gather(self, refs: dict, what: str) -> dict:
         deadline = time.time() + self.start_timeout
         out, pending = {}, dict(refs)

@@ -16,6 +16,7 @@ serves.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,11 @@ class Router:
         self._paths = [rt.path(r) for r in range(rt.n_types)]
         # this node's position on each type's path (-1: not on it)
         self.position = np.array([int(np.flatnonzero(p == self.v)[0]) if self.v in p else -1 for p in self._paths])
+        # a type's list as Python ints, (entry, hop, node, model), made at its first request: a request
+        # walks it, and reading numpy scalars costs several times more (a live request's own cost)
+        self._lists: dict[int, list] = {}
+        self._at: dict[int, int] = {}  # rho -> this node's position on its path
+        self._link_ms: dict[tuple, float] = {}
 
     def request_type(self, source: str, task: str) -> int:
         return self.rt.key_index[(source, task)]
@@ -60,13 +66,15 @@ class Router:
     def decide(self, rho: int, hosts: np.ndarray, has_capacity) -> Decision:
         """hosts: (V, M) bool, this node's belief of every allocation (its own
         row is exact); has_capacity(e) -> bool for this node's entries."""
-        rt, j = self.rt, int(self.position[rho])
+        j = self._at.get(rho)
+        if j is None:
+            j = self._at[rho] = int(self.position[rho])
+            rt, sl = self.rt, self.rt.entries(rho)
+            self._lists[rho] = list(zip(range(sl.start, sl.stop), rt.hop[sl].tolist(), rt.node[sl].tolist(), rt.model[sl].tolist()))
         if j < 0:
             raise ValueError(f"node {self.idn.nodes[self.v].id!r} is not on the path of request type {rho}")
-        sl = rt.entries(rho)
-        for e in range(sl.start, sl.stop):
-            k = int(rt.hop[e])
-            if k < j or not hosts[rt.node[e], rt.model[e]]:
+        for e, k, u, m in self._lists[rho]:
+            if k < j or not hosts[u, m]:
                 continue
             if k > j:
                 return Decision(False, e, j + 1)
@@ -76,10 +84,14 @@ class Router:
         raise AssertionError("candidate list without a fallback")
 
     def link_ms(self, rho: int, a: int, b: int) -> float:
-        """One-way latency from path position a to b (a < b) along rho's path."""
-        p = self._paths[rho]
-        g, nodes = self.idn.graph, self.idn.nodes
-        return float(sum(g[nodes[p[k]].id][nodes[p[k + 1]].id]["latency_ms"] for k in range(a, b)))
+        """One-way latency from path position a to b (a < b) along rho's path
+        (kept: a forwarded request asks for it, and the graph's lookups cost more)."""
+        ms = self._link_ms.get((rho, a, b))
+        if ms is None:
+            p = self._paths[rho]
+            g, nodes = self.idn.graph, self.idn.nodes
+            ms = self._link_ms[(rho, a, b)] = float(sum(g[nodes[p[k]].id][nodes[p[k + 1]].id]["latency_ms"] for k in range(a, b)))
+        return ms
 
     def downstream(self) -> list[int]:
         """Nodes whose requests may travel through this one: those before it
@@ -160,8 +172,8 @@ class SlotCapacity:
 
     def has_capacity(self, e: int, t: int) -> bool:
         rt = self.router.rt
-        cap = rt.capacity[e]
-        if not np.isfinite(cap):
+        cap = float(rt.capacity[e])
+        if not math.isfinite(cap):
             return True
         s = self._slot(t)
         pair = int(rt.pair[e])
