@@ -171,13 +171,7 @@ class HopPool:
                     # a kept-alive connection the server had just closed: the request never arrived; retry
             elif not conn.closed:
                 conn.transport.close()
-        # not asyncio.wait_for: from Python 3.12 it needs a Task, and a hop connection's requests run without one (hop_listener.py)
-        opening = asyncio.ensure_future(self._connect())
-        await asyncio.wait((opening,), timeout=timeout)
-        if not opening.done():
-            opening.cancel()
-            raise asyncio.TimeoutError(f"connecting to {self.url}")
-        return await self._send(opening.result(), data, timeout)
+        return await self._send(await asyncio.wait_for(self._connect(), timeout), data, timeout)
 
     async def _send(self, conn: _Conn, data: bytes, timeout: float):
         loop = asyncio.get_running_loop()

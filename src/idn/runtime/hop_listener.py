@@ -108,7 +108,6 @@ class HopConnection(asyncio.Protocol):
         self.transport = None
         self.buf = bytearray()
         self.busy = self.closing = False
-        self.coro = None  # the request being served (its coroutine), stepped by _step
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -176,38 +175,19 @@ class HopConnection(asyncio.Protocol):
             self._answer(err)
             return
         self.busy = True
-        self.coro = self.node.infer(task, body, headers.get("inference-header-content-length"), fwd, t0)
-        self._step()
+        coro = self.node.infer(task, body, headers.get("inference-header-content-length"), fwd, t0)
+        asyncio.get_running_loop().create_task(coro).add_done_callback(self._done)
 
-    def _step(self, _=None) -> None:
-        """Run the request's coroutine up to its next wait, as a Task would, but
-        from here: the first step in this pass of the loop (a Task would start
-        next pass) and each next one straight from the done callback of what it
-        waited for. Two passes of the loop fewer per hop request (the
-        coroutine awaits futures only: the batch's and a HopPool's)."""
-        try:
-            waited = self.coro.send(None)
-        except StopIteration as stop:
-            self._done(stop.value, None)
-        except BaseException as exc:  # noqa: BLE001 - the request's error, or its cancellation
-            self._done(None, exc)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-        else:
-            if waited is None:  # a bare yield (asyncio.sleep(0)): go on next pass
-                asyncio.get_running_loop().call_soon(self._step)
-            else:
-                waited._asyncio_future_blocking = False
-                waited.add_done_callback(self._step)
-
-    def _done(self, answer, exc: BaseException | None) -> None:
-        self.busy, self.coro = False, None
-        if isinstance(exc, asyncio.CancelledError):  # what it waited for was cancelled: the loop is shutting down
+    def _done(self, fut: asyncio.Task) -> None:
+        self.busy = False
+        if fut.cancelled():  # the loop is shutting down
             self.transport.close()
             return
         if not self.closing and not self.transport.is_reading():
             self.transport.resume_reading()
-        if exc is not None:  # the request's error (as aiohttp would answer 500); the node goes on
+        try:
+            answer = fut.result()
+        except Exception as exc:  # noqa: BLE001 - the request's error (as aiohttp would answer 500); the node goes on
             answer = (500, error_body(f"{type(exc).__name__}: {str(exc)[:200]}"), JSON, {})
         self._answer(answer)
         if self.buf and not self.closing:
