@@ -54,14 +54,20 @@ def problems(draw):
     return sizes, budgets, slots, seed, hint, window, period, horizons, static, share
 
 
+def _tracker(problem):
+    """(the problem's rng, its nodes, a Tracker on them with the problem's parameters)."""
+    sizes, budgets, _, seed, hint, window, period, horizons, static, share = problem
+    nodes = flat_nodes(sizes, budgets)
+    tracker = Tracker(nodes, horizons, static, DEFAULTS["eta_scale"], share, DEFAULTS["meta_scale"], hint, window, period)
+    return np.random.default_rng(seed), nodes, tracker
+
+
 @given(problems())
 @settings(max_examples=60, deadline=None)
 def test_the_fast_step_is_the_plain_reference_node_by_node(problem):
     sizes, budgets, slots, seed, hint, window, period, horizons, static, share = problem
-    rng = np.random.default_rng(seed)
-    nodes = flat_nodes(sizes, budgets)
-    kw = dict(DEFAULTS, horizons=horizons, static_expert=static, share=share)
-    fast = Tracker(nodes, kw["horizons"], static, kw["eta_scale"], share, kw["meta_scale"], hint, window, period)
+    rng, nodes, fast = _tracker(problem)
+    kw = DEFAULTS
     plain = [ref.TrackingNode(s, b, horizons, static, kw["eta_scale"], share, kw["meta_scale"], hint, window, period)
              for s, b in zip(sizes, budgets)]  # fmt: skip
     for _ in range(slots):
@@ -77,10 +83,8 @@ def test_the_fast_step_is_the_plain_reference_node_by_node(problem):
 @given(problems())
 @settings(max_examples=60, deadline=None)
 def test_experts_and_the_played_state_stay_in_the_budget_polytope_above_the_floor(problem):
-    sizes, budgets, slots, seed, hint, window, period, horizons, static, share = problem
-    rng = np.random.default_rng(seed)
-    nodes = flat_nodes(sizes, budgets)
-    tr = Tracker(nodes, horizons, static, 5.0, share, 3.0, hint, window, period)
+    slots, share = problem[2], problem[9]
+    rng, nodes, tr = _tracker(problem)
     u = nodes.uniform()
     for _ in range(slots):
         y = tr.step(rng.exponential(50.0, nodes.sizes.size) * 10.0 ** rng.integers(-3, 4))
