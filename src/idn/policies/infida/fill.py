@@ -16,7 +16,7 @@ holds, although the marginals E[x] are no longer y. Two keys (``fill``):
   which are mostly those the draw could not fit, or copies of what the draw
   already holds; the marginal order fills it with what the draw lacks. On
   the tuning scenarios it adds 0.7-1.2 points of the bound where popularity
-  shifts (docs/model.md, section 12.6). Live, a node computes the same terms
+  shifts (docs/model.md, section 12.2). Live, a node computes the same terms
   from its paths' lists, which the downward messages then carry (the
   design's O(K) numbers per message) instead of the cut-off alone.
 

@@ -64,13 +64,14 @@ class Infida(Policy):
     # eta_scale 5, fill, reround 2 and the tracking rule's parameters: chosen on benchmarks/tuning/
     # (docs/model.md, section 12); learning: static is the rule before it (one rate, shrinking like 1/sqrt t)
     defaults = {
-        "eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": "marginal", "reround": 2.0,
-        "grouping": "task", "learning": "tracking", "horizons": [4, 16, 64], "static_expert": True, "share": 1e-3, "meta_scale": 3.0,
+        "eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": "marginal", "reround": 2.0, "grouping": "task",
+        "learning": "tracking", "horizons": [4, 16, 64], "static_expert": True, "share": 1e-3, "meta_scale": 3.0,
         "hint": "recent", "hint_window": 10, "hint_period": None,
     }  # fmt: skip
     checks = {
         "eta": optional(number(gt=0, le=1e6)), "eta_scale": number(gt=0, le=1e6), "rounding": one_of("fresh", "coupled"),
-        "fill": one_of("marginal", "state", True, False), "reround": optional(number(ge=0, le=1e6)), "grouping": one_of("none", "task"),
+        "fill": one_of("marginal", "state", True, False), "reround": optional(number(ge=0, le=1e6)),
+        "grouping": one_of("none", "task"),
         "learning": one_of("tracking", "static"), "horizons": rising_list(number(ge=1, le=1e9), 16),
         "static_expert": one_of(True, False), "share": number(ge=0, le=0.5), "meta_scale": number(gt=0, le=1e6),
         "hint": one_of(*HINTS), "hint_window": integer(ge=1, le=10**6), "hint_period": optional(integer(ge=2, le=10**6)),
