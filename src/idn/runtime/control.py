@@ -13,7 +13,9 @@ At the end of each slot t a node
    and runs INFIDA's step on its own slice of the state
    (:meth:`..policies.infida.policy.Infida.learn_supergradient`): the simulator's code;
    with ``fill: marginal`` the downward messages carry the lists, from which
-   the node computes its fill's terms at its own draw (:func:`fill_terms_from_lists`);
+   the node computes its fill's terms at its own draw (:func:`fill_terms_from_lists`)
+   and, with ``coordination: path``, where its draw's uniforms sit on its paths
+   (:func:`..policies.infida.coordination.offsets_from_lists`);
 5. loads and unloads models, swaps the allocation and announces it.
 
 Messages are those of :mod:`..policies.infida.messages`, so a type with requests
@@ -41,6 +43,7 @@ import networkx as nx
 import numpy as np
 
 from .. import serving
+from ..policies.infida.coordination import offsets_from_lists
 from ..policies.infida.fill import marginal_terms
 from ..policies.infida.messages import cutoff, local_terms
 from .plane import HISTORY, NodePlane
@@ -279,7 +282,13 @@ class ControlPlane(NodePlane):
                 for mdl, term in local_terms(down[rho], own).items():
                     g[self.free[mdl]] += term
             fill = fill_terms_from_lists(rt, v, down, self.entry_of, self.free) if self.lists else None
-            self.policy.learn_supergradient(g, fill)
+            offsets = None
+            if getattr(self.policy, "coordinates", False):  # INFIDA's path-coordinated draw, from the same lists
+                groups = self.policy._group_of[v]
+                offsets = offsets_from_lists(down, self.entry_of, node.router.position, rt.task,
+                                             {int(k): int(groups[k]) for k in np.flatnonzero(groups >= 0)},
+                                             self.policy.rounding.n_groups)  # fmt: skip
+            self.policy.learn_supergradient(g, fill, offsets)
         self.slot = t + 1
         held = np.flatnonzero(self.policy.propose()[v] > 0.5)
         loads = await node.apply_allocation(set(held.tolist()))

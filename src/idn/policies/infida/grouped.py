@@ -98,27 +98,42 @@ class GroupedRounding:
     coordinates of a node in task order). ``coupled``: the uniforms are drawn
     once and kept (a fixed function of y, low churn), else fresh each call."""
 
-    def __init__(self, sizes, budgets, node_offsets, node_of, task_of, coupled: bool = False, draw_groups=None):
+    def __init__(self, sizes, budgets, node_offsets, node_of, task_of, coupled: bool = False, draw_groups=None,
+                 n_tasks: int | None = None):  # fmt: skip
         self.sizes = np.ascontiguousarray(sizes, dtype=float)
         self.budgets = np.ascontiguousarray(budgets, dtype=float)
         self.node_offsets = np.ascontiguousarray(node_offsets, dtype=np.int64)
         self.starts = group_starts(np.asarray(node_of), np.asarray(task_of))
         self.n_groups = int(self.starts.sum())
+        self.group_task = np.asarray(task_of, dtype=np.int64)[self.starts]
+        self.n_tasks = int(n_tasks) if n_tasks is not None else int(self.group_task.max(initial=-1)) + 1
         self.coupled = coupled
         self.name = "coupled" if coupled else "fresh"
         self._coins = None
+        self._task_coins = None  # one uniform per task, shared by the nodes of a path (:mod:`.coordination`)
         # (n, index): draw n uniforms and keep these: a live node's slice
         # draws what the whole-network rounding gives its groups
         self._draw_groups = draw_groups
 
-    def round(self, y, rng: np.random.Generator) -> np.ndarray:
+    def round(self, y, rng: np.random.Generator, group_offsets: np.ndarray | None = None) -> np.ndarray:
+        """A draw from y. ``group_offsets`` (one per group, NaN for none):
+        the path-coordinated draw of :mod:`.coordination`, where group g's
+        uniform is (U_task - offset) mod 1; the task uniforms U are drawn
+        after the groups' own (so the independent coins stay those without)."""
         y = np.ascontiguousarray(y, dtype=float)
-        if self._coins is None or not self.coupled:
+        fresh = self._coins is None or not self.coupled
+        if fresh:
             if self._draw_groups is None:
                 self._coins = rng.random(self.n_groups)
             else:
                 n, index = self._draw_groups
                 self._coins = rng.random(n)[index]
+        coins = self._coins
+        if group_offsets is not None:
+            if self._task_coins is None or not self.coupled:
+                self._task_coins = rng.random(self.n_tasks)
+            offsets = np.asarray(group_offsets, dtype=float)
+            coins = np.where(np.isnan(offsets), coins, np.mod(self._task_coins[self.group_task] - np.nan_to_num(offsets), 1.0))
         x = np.zeros(y.size, dtype=np.uint8)
-        _grouped(y, self.sizes, self.node_offsets, self.budgets, self.starts, self._coins, x)
+        _grouped(y, self.sizes, self.node_offsets, self.budgets, self.starts, np.ascontiguousarray(coins), x)
         return x.view(bool)

@@ -30,7 +30,10 @@ the budget dropped by least y); ``grouping: none`` is the pooled dependent
 rounding of :mod:`.rounding` (exact marginals, size-ordered pairs across
 tasks), which lost 2.6-3.6% of the state's relaxed gain on the 1111-node
 tree, against under 1% grouped (docs/model.md, section 12.2). ``rounding``
-(fresh / coupled) says whether the uniforms are new every slot or kept.
+(fresh / coupled) says whether the uniforms are new every slot or kept;
+``coordination: path`` (default) places each group's uniform on its paths,
+so the nodes of a path hold a task's models in disjoint windows of one
+shared uniform (:mod:`.coordination`; ``none``: independent uniforms).
 After the rounding, the budget it leaves is filled (``fill``: ``marginal``,
 by what each model would add beside the node's draw; ``state``, by y, the
 rule before it, which ``true`` also names; ``false``), and with the coupled
@@ -47,6 +50,7 @@ from ...problem.projection import project_nodes_unchecked
 from ..base import Policy
 from ..registry import register
 from ..params import integer, number, one_of, optional, rising_list
+from .coordination import group_offsets
 from .fill import fill_leftover, has_room, hold_sure, marginal_terms, stale_nodes
 from .grouped import GroupedRounding, slice_groups
 from .messages import message_bytes
@@ -66,7 +70,7 @@ class Infida(Policy):
     defaults = {
         "eta": None, "eta_scale": 5.0, "rounding": "fresh", "fill": "marginal", "reround": 2.0, "grouping": "task",
         "learning": "tracking", "horizons": [4, 16, 64], "static_expert": True, "share": 1e-3, "meta_scale": 3.0,
-        "hint": "recent", "hint_window": 10, "hint_period": None,
+        "hint": "recent", "hint_window": 10, "hint_period": None, "coordination": "path",
     }  # fmt: skip
     checks = {
         "eta": optional(number(gt=0, le=1e6)), "eta_scale": number(gt=0, le=1e6), "rounding": one_of("fresh", "coupled"),
@@ -75,9 +79,10 @@ class Infida(Policy):
         "learning": one_of("tracking", "static"), "horizons": rising_list(number(ge=1, le=1e9), 16),
         "static_expert": one_of(True, False), "share": number(ge=0, le=0.5), "meta_scale": number(gt=0, le=1e6),
         "hint": one_of(*HINTS), "hint_window": integer(ge=1, le=10**6), "hint_period": optional(integer(ge=2, le=10**6)),
+        "coordination": one_of("path", "none"),
     }  # fmt: skip
     state_attrs = (
-        "y", "grad_sq", "x", "rounding._coins", "rounding._order", "rounding._slot", "_x_flat", "_anchor", "_slots",
+        "y", "grad_sq", "x", "rounding._coins", "rounding._task_coins", "rounding._order", "rounding._slot", "_x_flat", "_anchor", "_slots",
         "_g_per_mb", "tracker.lazy", "tracker.points", "tracker.gains", "tracker.hint_gains", "tracker.spread_sq",
         "tracker.grad_sq", "tracker.gain_scale", "tracker.slots", "tracker.ring",
     )  # fmt: skip
@@ -128,7 +133,11 @@ class Infida(Policy):
             task_of = np.asarray(idn.model_task)[self.nodes.flat_index % idn.n_models]
             draw = None if nodes is None else slice_groups(idn.fits, idn.model_task, nodes)
             self.rounding = GroupedRounding(self.nodes.sizes, self.nodes.budgets, self.nodes.offsets, self.nodes.node,
-                                            task_of, coupled=self.params["rounding"] == "coupled", draw_groups=draw)  # fmt: skip
+                                            task_of, coupled=self.params["rounding"] == "coupled", draw_groups=draw,
+                                            n_tasks=int(np.max(idn.model_task, initial=-1)) + 1)  # fmt: skip
+            # (V, T) -> group index of (node, task) in this layout, -1 where none (coordination.py)
+            self._group_of = np.full((idn.n_nodes, self.rounding.n_tasks), -1, dtype=np.int64)
+            self._group_of[self.nodes.node[self.rounding.starts], self.rounding.group_task] = np.arange(self.rounding.n_groups)
         else:
             # a live slice draws its uniforms where the whole network's rounding would, slot for slot
             draw_layout = None if nodes is None else slice_draw_layout(self.nodes.full_offsets, self.nodes.offsets)
@@ -155,29 +164,36 @@ class Infida(Policy):
         counts = np.ascontiguousarray(counts, dtype=float)
         g = self._supergradient(counts, share)
         rt, y_t = self.rt, self.y.copy()  # the state this slot's messages carried
+        active = counts > 0
+        offsets = group_offsets(rt, y_t, self._entry_index, active, self._group_of) if self.coordinates else None
         self.learn_supergradient(g, lambda x, room: marginal_terms(
             rt.offsets, self._entry_index, rt.cost, share, counts, y_t, x, self._entry_node, rt.path_offsets,
-            rt.path_nodes, room))
-        active = counts > 0
+            rt.path_nodes, room), offsets)
         self.control_messages = int(self._messages[active].sum())
         self.control_bytes = message_bytes(self.rt.list_length, self._path_length, active, self.fill_from_lists)
 
-    def learn_supergradient(self, g: np.ndarray, fill_terms=None) -> None:
+    def learn_supergradient(self, g: np.ndarray, fill_terms=None, group_offsets=None) -> None:
         """The step after the supergradient: mirror ascent, projection,
         rounding, fill, lazy redraws. g is in the flat free layout
         (``free_index``); per node, nothing here reads another node's
         coordinates. ``fill_terms(x, room)``, for ``fill: marginal``, gives
         the terms of the nodes marked in room at their draw x (:mod:`.fill`);
-        without it the fill goes by the state."""
+        without it the fill goes by the state. ``group_offsets``, for
+        ``coordination: path``, place each group's uniform on its paths (:mod:`.coordination`)."""
         self._g_per_mb = g / self.nodes.sizes
         self.y = self.step(self.y, g) if self.tracker is None else self.tracker.step(g)
         self._slots += 1
-        self.x = self._round(fill_terms=fill_terms)
+        self.x = self._round(fill_terms=fill_terms, group_offsets=group_offsets)
+
+    @property
+    def coordinates(self) -> bool:
+        """Path-coordinated draws (:mod:`.coordination`): grouped rounding only."""
+        return self.tracks and self.params["coordination"] == "path" and self.params["grouping"] == "task"
 
     @property
     def fill_from_lists(self) -> bool:
         """Live, the downward messages carry the lists (runtime/control.py)."""
-        return self.params["fill"] == "marginal"
+        return self.params["fill"] == "marginal" or self.coordinates
 
     def free_index(self, v: int) -> dict[int, int]:
         """{model: position in the flat free layout} for node v's free coordinates."""
@@ -221,12 +237,12 @@ class Infida(Policy):
             eta = np.sqrt(2.0 * n.log_ratio / self.grad_sq)
         return scale * np.where(self.grad_sq > 0, eta, 0.0)
 
-    def _round(self, first: bool = False, fill_terms=None) -> np.ndarray:
+    def _round(self, first: bool = False, fill_terms=None, group_offsets=None) -> np.ndarray:
         """x for the next slot: a rounding of y, its leftover budget filled,
         and with the coupled rounding only the nodes whose state moved
         redraw (lazy redraws, :mod:`.fill`)."""
         n = self.nodes
-        x = self.rounding.round(self.y, self.rng)
+        x = self.rounding.round(self.y, self.rng) if group_offsets is None else self.rounding.round(self.y, self.rng, group_offsets)
         fill = self.params["fill"]
         if fill == "marginal" and fill_terms is not None:
             room = has_room(x, n.sizes, n.offsets, n.budgets)

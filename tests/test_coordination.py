@@ -1,0 +1,122 @@
+"""INFIDA's path-coordinated draws (policies/infida/coordination.py): each
+group's offset against a plain loop over the paths, a live node's offsets
+from its protocol lists against the simulator's to the bit, and what the
+shared uniform does on one path (never both copies, the relaxation's
+"neither") while each group's marginals stay the grouped rounding's."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from idn import serving
+from idn.model.request_types import build_request_types
+from idn.policies.infida.coordination import fractional, group_offsets, offsets_from_lists
+from idn.policies.infida.grouped import GroupedRounding
+from idn.policies.infida.messages import upward
+from idn.policies.infida.policy import Infida
+
+import reference as ref
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def _learned(seed):
+    """A random IDN with tight budgets, INFIDA a few slots in, a slot's counts."""
+    rng = np.random.default_rng(seed)
+    idn = ref.tighten_budgets(ref.random_idn(rng, n_nodes=int(rng.integers(2, 7)), n_tasks=int(rng.integers(1, 4))), rng)
+    rt = build_request_types(idn)
+    policy = Infida().start(rt, seed=int(rng.integers(1000)))
+    for _ in range(3):
+        c = rng.poisson(20, rt.n_types).astype(float)
+        policy.learn(c, serving.capacity_share(rt, c))
+    counts = rng.poisson(rng.uniform(0, 60, rt.n_types)).astype(float)
+    counts[rng.random(rt.n_types) < 0.3] = 0.0
+    return idn, rt, counts, policy
+
+
+@given(seeds)
+@settings(max_examples=40, deadline=None)
+def test_group_offsets_equal_a_plain_loop_over_the_paths(seed):
+    idn, rt, counts, policy = _learned(seed)
+    y = policy.state()  # (V, M), the state the slot's messages carry
+    got = group_offsets(rt, policy.y, policy._entry_index, counts > 0, policy._group_of)
+    want = np.full(got.size, np.nan)
+    for rho in range(rt.n_types):  # types in order: the lowest active type listing a group sets its offset
+        if counts[rho] <= 0:
+            continue
+        entries = [(int(rt.node[e]), int(rt.model[e]), int(rt.hop[e])) for e in range(rt.offsets[rho], rt.offsets[rho + 1] - 1)]
+        for v, _, h in entries:
+            g = int(policy._group_of[v, int(rt.task[rho])])
+            if g < 0 or not np.isnan(want[g]):
+                continue
+            want[g] = sum(y[u, m] for u, m, k in entries if k > h and 1e-12 < y[u, m] < 1 - 1e-12)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], rtol=1e-12, atol=1e-12)
+
+
+@given(seeds)
+@settings(max_examples=30, deadline=None)
+def test_a_node_computes_its_offsets_from_its_lists_exactly_as_the_simulator(seed):
+    idn, rt, counts, policy = _learned(seed)
+    share = serving.capacity_share(rt, counts)
+    y_dense = policy.state()
+    sim = group_offsets(rt, policy.y, policy._entry_index, counts > 0, policy._group_of)
+    for v in range(idn.n_nodes):
+        groups = policy._group_of[v]
+        if not np.any(groups >= 0):
+            continue
+        down, position = {}, np.full(rt.n_types, -1)
+        for rho in range(rt.n_types):
+            path = [int(u) for u in rt.path(rho)]
+            if v in path:
+                position[rho] = path.index(v)
+            if counts[rho] > 0 and v in path:
+                # what node v's downward messages carry: each type's whole list, its fallback aside (runtime/control.py)
+                _, collected = upward(rt, rho, float(counts[rho]), share, lambda u: y_dense[u])
+                down[rho] = {"requests": float(counts[rho]), "entries": [c for c in collected if np.isfinite(c[4])]}
+        entry_of = {rho: {(int(rt.node[e]), int(rt.model[e])): e for e in range(rt.offsets[rho], rt.offsets[rho + 1])}
+                    for rho in down}  # fmt: skip
+        own = {int(k): int(groups[k]) for k in np.flatnonzero(groups >= 0)}
+        live = offsets_from_lists(down, entry_of, position, rt.task, own, policy.rounding.n_groups)
+        mine = list(own.values())
+        np.testing.assert_array_equal(live[mine], sim[mine])  # to the bit: the same sums in the same order
+
+
+def _two_on_a_path(y_edge, y_regional):
+    """Node 0 (edge) below node 1 (regional), one task, one 1 MB model each, room for it."""
+    return GroupedRounding(np.ones(2), np.array([1.0, 1.0]), np.array([0, 1, 2]), np.array([0, 1]), np.array([0, 0])), \
+        np.array([y_edge, y_regional])  # fmt: skip
+
+
+def test_on_a_path_the_shared_uniform_never_draws_both_and_misses_as_the_relaxation():
+    rounding, y = _two_on_a_path(0.4, 0.5)
+    rng = np.random.default_rng(7)
+    n = 20000
+    both = neither = 0
+    for _ in range(n):
+        x = rounding.round(y, rng, np.array([0.5, 0.0]))  # the edge's window starts where the regional's ends
+        both += bool(x[0] and x[1])
+        neither += bool(not x[0] and not x[1])
+    assert both == 0  # disjoint windows: one copy is never wasted
+    assert abs(neither / n - 0.1) < 0.01  # 1 - (0.4 + 0.5), as the relaxation counts the path
+    both = neither = 0
+    for _ in range(n):
+        x = rounding.round(y, rng)  # independent uniforms: 0.2 and 0.3
+        both += bool(x[0] and x[1])
+        neither += bool(not x[0] and not x[1])
+    assert abs(both / n - 0.2) < 0.01 and abs(neither / n - 0.3) < 0.01
+
+
+@given(st.floats(0.01, 0.99), st.floats(0.01, 0.99), st.floats(0.0, 5.0))
+@settings(max_examples=20, deadline=None)
+def test_each_groups_marginal_stays_its_state_whatever_the_offset(y_edge, y_regional, offset):
+    rounding, y = _two_on_a_path(y_edge, y_regional)
+    rng = np.random.default_rng(11)
+    draws = np.array([rounding.round(y, rng, np.array([offset, np.nan])) for _ in range(4000)])
+    np.testing.assert_allclose(draws.mean(axis=0), y, atol=0.035)  # 4000 draws: sd <= 0.008
+
+
+def test_fractional_keeps_only_what_a_draw_spreads():
+    assert fractional(np.array([0.0, 1e-13, 0.3, 1.0 - 1e-13, 1.0])).tolist() == [0.0, 0.0, 0.3, 0.0, 0.0]
