@@ -121,9 +121,10 @@ def tracking_cost(slots: int, warm: int = 20) -> dict:
     counts = count_matrix(rt, trace, warm + slots)
     shares = [serving.capacity_share(rt, counts[t]) for t in range(warm + slots)]
     # the default (tracking rule, marginal fill) against the rule before issue 17 (static, fill by the state);
-    # the tracking rule with the fill by the state besides, to split the two costs
+    # the tracking rule with the fill by the state, and with independent draws, besides, to split the costs
     rules = {"static": Infida(learning="static", fill="state").start(rt, seed=0), "tracking": Infida().start(rt, seed=0),
-             "tracking, fill by y": Infida(fill="state").start(rt, seed=0)}  # fmt: skip
+             "tracking, fill by y": Infida(fill="state").start(rt, seed=0),
+             "tracking, independent": Infida(coordination="none").start(rt, seed=0)}  # fmt: skip
     for t in range(warm):
         for policy in rules.values():
             policy.learn(counts[t], shares[t])

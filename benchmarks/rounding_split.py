@@ -19,6 +19,7 @@ import numpy as np
 from tune_tracking import WORKLOADS, inputs, parse_policy
 
 from idn import serving
+from idn.policies.infida.coordination import group_offsets
 from idn.policies.infida.fill import fill_leftover, has_room, marginal_terms
 from idn.policies.registry import make_policy
 
@@ -33,11 +34,13 @@ def split(workload: str, seed: int, policy: str, every: int, draws: int) -> np.n
     rng = np.random.default_rng(5)  # the extra draws' own: the policy's run is left as it is
     total = np.zeros(4)  # G(y), G(E[x]), E[G(x)], E[G(filled x)]
     terms = None  # the marginal fill's terms from the last slot, as learn() makes them
+    offsets = None  # the coordinated draw's offsets from the last slot (coordination: path), likewise
     for t in range(counts.shape[0]):
         share = serving.capacity_share(rt, counts[t])
         if t % every == every - 1:
             c = counts[t]
-            raw = [pol.rounding.round(pol.y, rng).copy() for _ in range(draws)]
+            raw = [(pol.rounding.round(pol.y, rng) if offsets is None else pol.rounding.round(pol.y, rng, offsets)).copy()
+                   for _ in range(draws)]  # fmt: skip
             filled = []
             for x in raw:
                 if pol.params["fill"] == "marginal" and terms is not None:
@@ -55,6 +58,8 @@ def split(workload: str, seed: int, policy: str, every: int, draws: int) -> np.n
         y_t, c_t = pol.y.copy(), np.ascontiguousarray(counts[t], dtype=float)
         terms = (lambda y_t, c_t, share: lambda x, room: marginal_terms(
             rt.offsets, pol._entry_index, rt.cost, share, c_t, y_t, x, pol._entry_node, rt.path_offsets, rt.path_nodes, room))(y_t, c_t, share)
+        if pol.coordinates:
+            offsets = group_offsets(rt, y_t, pol._entry_index, c_t > 0, pol._group_of)
         pol.learn(counts[t], share)
     return total
 

@@ -29,6 +29,7 @@ lists of ``fill: marginal``), so a live node computes them itself
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 _SNAP = 1e-12
 
@@ -54,20 +55,38 @@ def offsets_above(type_of: np.ndarray, hop: np.ndarray, frac: np.ndarray, n_type
 def group_offsets(rt, y_t: np.ndarray, entry_index: np.ndarray, active: np.ndarray, group_of: np.ndarray) -> np.ndarray:
     """The offset O of every group (NaN where no active type lists it), for
     the whole network. ``group_of``: (V, T) group index of (node, task), -1
-    where the node has no free model of the task."""
+    where the node has no free model of the task. One pass over the
+    candidate entries (numba); the sums are :func:`offsets_above`'s, in the
+    same order."""
     out = np.full(int(group_of.max(initial=-1)) + 1, np.nan)
-    if out.size == 0 or not np.any(active):
+    if out.size == 0:
         return out
     depth = int(np.diff(rt.path_offsets).max())
-    frac = np.where(rt.is_fallback, 0.0, fractional(np.asarray(y_t)[entry_index]))
-    o = offsets_above(rt.entry_type, rt.hop, frac, rt.n_types, depth)
-    listed = np.flatnonzero(~rt.is_fallback & np.asarray(active)[rt.entry_type])  # entries in type order
-    t = rt.entry_type[listed]
-    g = group_of[rt.node[listed], rt.task[t]]
-    keep = g >= 0
-    g, first = np.unique(g[keep], return_index=True)  # the lowest active type listing each group
-    out[g] = o[t[keep][first], rt.hop[listed][keep][first]]
+    _group_offsets(rt.offsets, rt.hop, rt.node, np.asarray(entry_index, np.int64), np.ascontiguousarray(y_t, dtype=float),
+                   np.asarray(active, np.bool_), rt.task, np.ascontiguousarray(group_of), depth, out)  # fmt: skip
     return out
+
+
+@njit(cache=True, nogil=True)
+def _group_offsets(offsets, hop, node, entry_index, y, active, task, group_of, depth, out):  # pragma: no cover - numba
+    s = np.zeros(depth)
+    o = np.zeros(depth)
+    for t in range(offsets.size - 1):
+        if not active[t]:
+            continue
+        a, e = offsets[t], offsets[t + 1] - 1  # the fallback (last) aside
+        s[:] = 0.0
+        for k in range(a, e):
+            v = y[entry_index[k]]
+            if v > _SNAP and v < 1.0 - _SNAP:
+                s[hop[k]] += v
+        o[depth - 1] = 0.0
+        for h in range(depth - 2, -1, -1):
+            o[h] = o[h + 1] + s[h + 1]
+        for k in range(a, e):
+            g = group_of[node[k], task[t]]
+            if g >= 0 and np.isnan(out[g]):
+                out[g] = o[hop[k]]
 
 
 def offsets_from_lists(down: dict, entry_of: dict, position: np.ndarray, task_of_type: np.ndarray,
