@@ -7,6 +7,7 @@ shared uniform does on one path (never both copies, the relaxation's
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -120,3 +121,42 @@ def test_each_groups_marginal_stays_its_state_whatever_the_offset(y_edge, y_regi
 
 def test_fractional_keeps_only_what_a_draw_spreads():
     assert fractional(np.array([0.0, 1e-13, 0.3, 1.0 - 1e-13, 1.0])).tolist() == [0.0, 0.0, 0.3, 0.0, 0.0]
+
+
+def test_a_coupled_run_resumes_with_its_task_uniforms(tmp_path):
+    """The coupled rounding keeps its task uniforms across a checkpoint
+    (``rounding._task_coins`` in ``Infida.state_attrs``): on a tight tree
+    where the coordinated draw differs from independent ones, a resumed run
+    ends exactly as the uninterrupted one."""
+    from idn.model.scenario import scenario_from_dict
+    from idn.sim import checkpoint as ckpt
+    from idn.sim.inputs import count_matrix, default_trace, request_types_for
+    from idn.policies.registry import make_policy
+    from idn.sim.loop import run_policy
+
+    tree = {"name": "tight-tree", "topology": {"tiered_tree": {"regional": 1, "edge_per_regional": 2, "access_per_edge": 3}},
+            "tasks": {"generate": {"count": 8, "models_per_task": [2, 3], "seed": 1}},
+            "workload": {"kind": "stationary", "rate": 20, "zipf": 0.8}}  # fmt: skip
+    idn = scenario_from_dict(tree).with_changes(budget_scale=0.3)
+    spec = {"kind": "shifting", "rate": 40, "zipf": 1.2, "period": 6, "mode": "reshuffle"}
+    trace = default_trace(idn, 40, 5, spec)
+    rt = request_types_for(idn, trace)
+    counts = count_matrix(rt, trace)
+    ref = run_policy(rt, make_policy("infida", rounding="coupled"), counts, seed=2)
+    alone = run_policy(rt, make_policy("infida", rounding="coupled", coordination="none"), counts, seed=2)
+    assert not ref.slots["gain"].equals(alone.slots["gain"])  # the coordinated draws matter here
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(done, _total):
+        if done == 23:
+            raise Interrupt
+
+    path = tmp_path / ckpt.NAME
+    with pytest.raises(Interrupt):
+        run_policy(rt, make_policy("infida", rounding="coupled"), counts, seed=2, checkpoint=path, checkpoint_every=5,
+                   on_slot=stop)  # fmt: skip
+    got = run_policy(rt, make_policy("infida", rounding="coupled"), counts, seed=2, checkpoint=path, checkpoint_every=5)
+    np.testing.assert_array_equal(got.slots["gain"].to_numpy(), ref.slots["gain"].to_numpy())
+    np.testing.assert_array_equal(got.final_allocation, ref.final_allocation)
