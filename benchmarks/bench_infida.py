@@ -122,7 +122,7 @@ def tracking_cost(slots: int, warm: int = 20) -> dict:
     shares = [serving.capacity_share(rt, counts[t]) for t in range(warm + slots)]
     # the default (tracking rule, marginal fill) against the rule before issue 17 (static, fill by the state);
     # the tracking rule with the fill by the state, and with independent draws, besides, to split the costs
-    rules = {"static": Infida(learning="static", fill="state").start(rt, seed=0), "tracking": Infida().start(rt, seed=0),
+    rules = {"static": Infida(learning="static", fill="state", coordination="none").start(rt, seed=0), "tracking": Infida().start(rt, seed=0),
              "tracking, fill by y": Infida(fill="state").start(rt, seed=0),
              "tracking, independent": Infida(coordination="none").start(rt, seed=0)}  # fmt: skip
     for t in range(warm):

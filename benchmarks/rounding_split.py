@@ -59,7 +59,7 @@ def split(workload: str, seed: int, policy: str, every: int, draws: int) -> np.n
         terms = (lambda y_t, c_t, share: lambda x, room: marginal_terms(
             rt.offsets, pol._entry_index, rt.cost, share, c_t, y_t, x, pol._entry_node, rt.path_offsets, rt.path_nodes, room))(y_t, c_t, share)
         if pol.coordinates:
-            offsets = group_offsets(rt, y_t, pol._entry_index, c_t > 0, pol._group_of)
+            offsets = group_offsets(pol._path_layout, y_t, c_t > 0)
         pol.learn(counts[t], share)
     return total
 

@@ -42,7 +42,7 @@ def _learned(seed):
 def test_group_offsets_equal_a_plain_loop_over_the_paths(seed):
     idn, rt, counts, policy = _learned(seed)
     y = policy.state()  # (V, M), the state the slot's messages carry
-    got = group_offsets(rt, policy.y, policy._entry_index, counts > 0, policy._group_of)
+    got = group_offsets(policy._path_layout, policy.y, counts > 0)
     want = np.full(got.size, np.nan)
     for rho in range(rt.n_types):  # types in order: the lowest active type listing a group sets its offset
         if counts[rho] <= 0:
@@ -63,7 +63,7 @@ def test_a_node_computes_its_offsets_from_its_lists_exactly_as_the_simulator(see
     idn, rt, counts, policy = _learned(seed)
     share = serving.capacity_share(rt, counts)
     y_dense = policy.state()
-    sim = group_offsets(rt, policy.y, policy._entry_index, counts > 0, policy._group_of)
+    sim = group_offsets(policy._path_layout, policy.y, counts > 0)
     for v in range(idn.n_nodes):
         groups = policy._group_of[v]
         if not np.any(groups >= 0):

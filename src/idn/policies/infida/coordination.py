@@ -52,41 +52,71 @@ def offsets_above(type_of: np.ndarray, hop: np.ndarray, frac: np.ndarray, n_type
     return out
 
 
-def group_offsets(rt, y_t: np.ndarray, entry_index: np.ndarray, active: np.ndarray, group_of: np.ndarray) -> np.ndarray:
+class PathLayout:
+    """What :func:`group_offsets` reads, fixed for a run's request types: per
+    path element (a type's node at one hop), the group it lists (-1 if none)
+    and its listed free coordinates, in the lists' order, as one of the
+    distinct sets they form (a node's models of a task are listed alike by
+    every type that passes it, so a slot sums each set once, not once per
+    type: the 1111-node tree has 160,000 path elements and 30,000 sets)."""
+
+    def __init__(self, rt, entry_index: np.ndarray, group_of: np.ndarray):
+        self.path_offsets = np.ascontiguousarray(rt.path_offsets, dtype=np.int64)
+        self.n_groups = int(group_of.max(initial=-1)) + 1
+        listed = np.flatnonzero(~rt.is_fallback)
+        elem = self.path_offsets[rt.entry_type[listed]] + rt.hop[listed]
+        order = np.argsort(elem, kind="stable")  # per element, its entries in the lists' order
+        elem, free = elem[order], np.asarray(entry_index)[listed][order]
+        n_elem = rt.path_nodes.size
+        bounds = np.searchsorted(elem, np.arange(n_elem + 1))
+        sets: dict[tuple, int] = {}
+        self.elem_set = np.full(n_elem, -1, dtype=np.int32)
+        for j in np.flatnonzero(bounds[1:] > bounds[:-1]):
+            self.elem_set[j] = sets.setdefault(tuple(free[bounds[j] : bounds[j + 1]].tolist()), len(sets))
+        self.set_offsets = np.zeros(len(sets) + 1, dtype=np.int64)
+        self.set_offsets[1:] = np.cumsum([len(k) for k in sets])
+        self.set_index = np.fromiter((i for k in sets for i in k), dtype=np.int32, count=int(self.set_offsets[-1]))
+        elem_type = np.repeat(np.arange(rt.n_types), np.diff(self.path_offsets))
+        group = group_of[rt.path_nodes, rt.task[elem_type]]
+        self.elem_group = np.where(self.elem_set >= 0, group, -1).astype(np.int32)
+
+
+def group_offsets(layout: PathLayout, y_t: np.ndarray, active: np.ndarray) -> np.ndarray:
     """The offset O of every group (NaN where no active type lists it), for
-    the whole network. ``group_of``: (V, T) group index of (node, task), -1
-    where the node has no free model of the task. One pass over the
-    candidate entries (numba); the sums are :func:`offsets_above`'s, in the
-    same order."""
-    out = np.full(int(group_of.max(initial=-1)) + 1, np.nan)
+    the whole network. Each set's sum runs over its coordinates in the
+    lists' order, as :func:`offsets_above` adds a type's entries at one hop,
+    so the numbers are a live node's to the bit."""
+    out = np.full(layout.n_groups, np.nan)
     if out.size == 0:
         return out
-    depth = int(np.diff(rt.path_offsets).max())
-    _group_offsets(rt.offsets, rt.hop, rt.node, np.asarray(entry_index, np.int64), np.ascontiguousarray(y_t, dtype=float),
-                   np.asarray(active, np.bool_), rt.task, np.ascontiguousarray(group_of), depth, out)  # fmt: skip
+    set_sum = np.empty(layout.set_offsets.size - 1)
+    _group_offsets(layout.path_offsets, layout.elem_set, layout.elem_group, layout.set_offsets, layout.set_index,
+                   np.ascontiguousarray(y_t, dtype=float), np.asarray(active, np.bool_), set_sum, out)  # fmt: skip
     return out
 
 
 @njit(cache=True, nogil=True)
-def _group_offsets(offsets, hop, node, entry_index, y, active, task, group_of, depth, out):  # pragma: no cover - numba
-    s = np.zeros(depth)
-    o = np.zeros(depth)
-    for t in range(offsets.size - 1):
+def _group_offsets(path_offsets, elem_set, elem_group, set_offsets, set_index, y, active, set_sum, out):  # pragma: no cover - numba
+    for i in range(set_sum.size):
+        acc = 0.0
+        for k in range(set_offsets[i], set_offsets[i + 1]):
+            v = y[set_index[k]]
+            if v > _SNAP and v < 1.0 - _SNAP:
+                acc += v
+        set_sum[i] = acc
+    for t in range(path_offsets.size - 1):
         if not active[t]:
             continue
-        a, e = offsets[t], offsets[t + 1] - 1  # the fallback (last) aside
-        s[:] = 0.0
-        for k in range(a, e):
-            v = y[entry_index[k]]
-            if v > _SNAP and v < 1.0 - _SNAP:
-                s[hop[k]] += v
-        o[depth - 1] = 0.0
-        for h in range(depth - 2, -1, -1):
-            o[h] = o[h + 1] + s[h + 1]
-        for k in range(a, e):
-            g = group_of[node[k], task[t]]
+        a, e = path_offsets[t], path_offsets[t + 1]
+        above = 0.0  # offsets_above's recurrence: O[h] = O[h + 1] + S[h + 1], from the top
+        for j in range(e - 1, a - 1, -1):
+            g = elem_group[j]
             if g >= 0 and np.isnan(out[g]):
-                out[g] = o[hop[k]]
+                out[g] = above
+            if elem_set[j] >= 0:
+                above = above + set_sum[elem_set[j]]
+            else:
+                above = above + 0.0
 
 
 def offsets_from_lists(down: dict, entry_of: dict, position: np.ndarray, task_of_type: np.ndarray,

@@ -71,6 +71,14 @@ def _grouped(y, s, offsets, budgets, group_start, coins, x):  # pragma: no cover
             used -= s[worst]
 
 
+@njit(cache=True, nogil=True)
+def _coordinated(coins, task_coins, group_task, offsets, out):  # pragma: no cover - numba
+    """out[g] = (U_task - offset) mod 1, or the group's own coin where its offset is NaN (:mod:`.coordination`)."""
+    for g in range(offsets.size):
+        o = offsets[g]
+        out[g] = coins[g] if np.isnan(o) else (task_coins[group_task[g]] - o) % 1.0
+
+
 def group_starts(node_of: np.ndarray, task_of: np.ndarray) -> np.ndarray:
     """(n,) bool: where a (node, task) group starts in a layout sorted by
     node then task (raises if it is not)."""
@@ -132,8 +140,9 @@ class GroupedRounding:
         if group_offsets is not None:
             if self._task_coins is None or not self.coupled:
                 self._task_coins = rng.random(self.n_tasks)
-            offsets = np.asarray(group_offsets, dtype=float)
-            coins = np.where(np.isnan(offsets), coins, np.mod(self._task_coins[self.group_task] - np.nan_to_num(offsets), 1.0))
+            out = np.empty(self.n_groups)
+            _coordinated(coins, self._task_coins, self.group_task, np.ascontiguousarray(group_offsets, dtype=float), out)
+            coins = out
         x = np.zeros(y.size, dtype=np.uint8)
         _grouped(y, self.sizes, self.node_offsets, self.budgets, self.starts, np.ascontiguousarray(coins), x)
         return x.view(bool)

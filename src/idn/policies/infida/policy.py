@@ -50,7 +50,7 @@ from ...problem.projection import project_nodes_unchecked
 from ..base import Policy
 from ..registry import register
 from ..params import integer, number, one_of, optional, rising_list
-from .coordination import group_offsets
+from .coordination import PathLayout, group_offsets
 from .fill import fill_leftover, has_room, hold_sure, marginal_terms, stale_nodes
 from .grouped import GroupedRounding, slice_groups
 from .messages import message_bytes
@@ -108,6 +108,7 @@ class Infida(Policy):
         hosted = ~self.rt.is_fallback
         self._entry_node[hosted] = self.nodes.node[self._entry_index[hosted]]
         self._path_length = np.diff(self.rt.path_offsets)
+        self._path_layout = PathLayout(self.rt, self._entry_index, self._group_of) if self.coordinates else None
         self._messages = 2 * np.maximum(self._path_length - 1, 0)  # per request type with requests
         self.x = self._round(first=True)
 
@@ -165,7 +166,7 @@ class Infida(Policy):
         g = self._supergradient(counts, share)
         rt, y_t = self.rt, self.y.copy()  # the state this slot's messages carried
         active = counts > 0
-        offsets = group_offsets(rt, y_t, self._entry_index, active, self._group_of) if self.coordinates else None
+        offsets = group_offsets(self._path_layout, y_t, active) if self.coordinates else None
         self.learn_supergradient(g, lambda x, room: marginal_terms(
             rt.offsets, self._entry_index, rt.cost, share, counts, y_t, x, self._entry_node, rt.path_offsets,
             rt.path_nodes, room), offsets)
