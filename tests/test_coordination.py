@@ -12,28 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from idn import serving
-from idn.model.request_types import build_request_types
 from idn.policies.infida.coordination import fractional, group_offsets, offsets_from_lists
 from idn.policies.infida.grouped import GroupedRounding
 from idn.policies.infida.messages import upward
-from idn.policies.infida.policy import Infida
 
-import reference as ref
+from test_fill_marginal import _learned as fill_instance
 
 seeds = st.integers(0, 2**32 - 1)
 
 
 def _learned(seed):
-    """A random IDN with tight budgets, INFIDA a few slots in, a slot's counts."""
-    rng = np.random.default_rng(seed)
-    idn = ref.tighten_budgets(ref.random_idn(rng, n_nodes=int(rng.integers(2, 7)), n_tasks=int(rng.integers(1, 4))), rng)
-    rt = build_request_types(idn)
-    policy = Infida().start(rt, seed=int(rng.integers(1000)))
-    for _ in range(3):
-        c = rng.poisson(20, rt.n_types).astype(float)
-        policy.learn(c, serving.capacity_share(rt, c))
-    counts = rng.poisson(rng.uniform(0, 60, rt.n_types)).astype(float)
-    counts[rng.random(rt.n_types) < 0.3] = 0.0
+    """A random IDN with tight budgets, INFIDA a few slots in, a slot's counts
+    (test_fill_marginal's instance, some types without requests)."""
+    _, idn, rt, counts, _, policy, _ = fill_instance(seed)
     return idn, rt, counts, policy
 
 
