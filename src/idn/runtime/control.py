@@ -43,7 +43,7 @@ import networkx as nx
 import numpy as np
 
 from .. import serving
-from ..policies.infida.coordination import offsets_from_lists
+from ..policies.infida.coordination import offsets_from_lists, rows_in_list_order
 from ..policies.infida.fill import marginal_terms
 from ..policies.infida.messages import cutoff, local_terms
 from .plane import HISTORY, NodePlane
@@ -59,10 +59,7 @@ def fill_terms_from_lists(rt, v: int, down: dict, entry_of: dict, free: dict):
     hop, then model) and types in type order, as the simulator adds them."""
     offsets, cost, share, y, own_slot = [0], [], [], [], []
     for rho in sorted(down):
-        d = down[rho]
-        where = entry_of[rho]
-        rows = sorted((where[(int(c[0]), int(c[1]))], c) for c in d.get("entries", []) if (int(c[0]), int(c[1])) in where)
-        for _, c in rows:
+        for c in rows_in_list_order(down[rho], entry_of[rho]):
             own = int(c[0]) == v
             own_slot.append(free[int(c[1])] if own else -1)
             cost.append(float(c[3]))
@@ -284,10 +281,8 @@ class ControlPlane(NodePlane):
             fill = fill_terms_from_lists(rt, v, down, self.entry_of, self.free) if self.lists else None
             offsets = None
             if getattr(self.policy, "coordinates", False):  # INFIDA's path-coordinated draw, from the same lists
-                groups = self.policy._group_of[v]
                 offsets = offsets_from_lists(down, self.entry_of, node.router.position, rt.task,
-                                             {int(k): int(groups[k]) for k in np.flatnonzero(groups >= 0)},
-                                             self.policy.rounding.n_groups)  # fmt: skip
+                                             self.policy.node_groups(v), self.policy.rounding.n_groups)  # fmt: skip
             self.policy.learn_supergradient(g, fill, offsets)
         self.slot = t + 1
         held = np.flatnonzero(self.policy.propose()[v] > 0.5)

@@ -113,10 +113,17 @@ def _group_offsets(path_offsets, elem_set, elem_group, set_offsets, set_index, y
             g = elem_group[j]
             if g >= 0 and np.isnan(out[g]):
                 out[g] = above
-            if elem_set[j] >= 0:
+            if elem_set[j] >= 0:  # an element with nothing listed adds 0.0 there: nothing to add here
                 above = above + set_sum[elem_set[j]]
-            else:
-                above = above + 0.0
+
+
+def rows_in_list_order(down_rho: dict, where: dict) -> list[list]:
+    """The rows of one type's downward list, (node, model, hop, cost, share,
+    y), in the order of its candidate entries (``where``: (node, model) ->
+    entry), those not in the list left out: the order in which the
+    simulator's kernels add them."""
+    rows = sorted((where[(int(c[0]), int(c[1]))], c) for c in down_rho.get("entries", []) if (int(c[0]), int(c[1])) in where)
+    return [c for _, c in rows]
 
 
 def offsets_from_lists(down: dict, entry_of: dict, position: np.ndarray, task_of_type: np.ndarray,
@@ -132,9 +139,7 @@ def offsets_from_lists(down: dict, entry_of: dict, position: np.ndarray, task_of
     type_of, hop, y = [], [], []
     listed = [False] * len(types)  # whether v has an entry in the type's list
     for i, rho in enumerate(types):
-        where = entry_of[rho]
-        rows = sorted((where[(int(c[0]), int(c[1]))], c) for c in down[rho].get("entries", []) if (int(c[0]), int(c[1])) in where)
-        for _, c in rows:
+        for c in rows_in_list_order(down[rho], entry_of[rho]):
             listed[i] = listed[i] or int(c[2]) == int(position[rho])
             type_of.append(i)
             hop.append(int(c[2]))

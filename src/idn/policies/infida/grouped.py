@@ -129,8 +129,7 @@ class GroupedRounding:
         uniform is (U_task - offset) mod 1; the task uniforms U are drawn
         after the groups' own (so the independent coins stay those without)."""
         y = np.ascontiguousarray(y, dtype=float)
-        fresh = self._coins is None or not self.coupled
-        if fresh:
+        if self._coins is None or not self.coupled:
             if self._draw_groups is None:
                 self._coins = rng.random(self.n_groups)
             else:

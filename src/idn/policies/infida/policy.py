@@ -82,8 +82,8 @@ class Infida(Policy):
         "coordination": one_of("path", "none"),
     }  # fmt: skip
     state_attrs = (
-        "y", "grad_sq", "x", "rounding._coins", "rounding._task_coins", "rounding._order", "rounding._slot", "_x_flat", "_anchor", "_slots",
-        "_g_per_mb", "tracker.lazy", "tracker.points", "tracker.gains", "tracker.hint_gains", "tracker.spread_sq",
+        "y", "grad_sq", "x", "rounding._coins", "rounding._task_coins", "rounding._order", "rounding._slot", "_x_flat",
+        "_anchor", "_slots", "_g_per_mb", "tracker.lazy", "tracker.points", "tracker.gains", "tracker.hint_gains", "tracker.spread_sq",
         "tracker.grad_sq", "tracker.gain_scale", "tracker.slots", "tracker.ring",
     )  # fmt: skip
 
@@ -190,6 +190,11 @@ class Infida(Policy):
     def coordinates(self) -> bool:
         """Path-coordinated draws (:mod:`.coordination`): grouped rounding only."""
         return self.tracks and self.params["coordination"] == "path" and self.params["grouping"] == "task"
+
+    def node_groups(self, v: int) -> dict[int, int]:
+        """{task: group index} of node v's (node, task) groups (grouped rounding)."""
+        row = self._group_of[v]
+        return {int(k): int(row[k]) for k in np.flatnonzero(row >= 0)}
 
     @property
     def fill_from_lists(self) -> bool:
