@@ -168,8 +168,12 @@ def test_the_lost_nodes_come_back_on_a_new_raylet_from_their_checkpoints(ray_clu
     served = json.loads((run_dir / "serve.json").read_text())
     assert served["peers"] == {n: v["url"] for n, v in now.items()} and served["dashboard"].startswith("http://127.0.0.1:")
     # the others route to the new addresses: a request that climbs passes the new edge again
-    with ThreadPoolExecutor(16) as pool:  # 64 at once: more than ap-1's capacity for digits in a slot, so some climb
-        outs = list(pool.map(lambda _: _infer(now["ap-1"]["url"], "digits", 64), range(64)))
+    # 96 at once, each on its own connection: more than ap-1's capacity for digits in a slot (about 33,
+    # or 66 if it holds two digits models) even if a slot's end splits them, so some climb. Fewer
+    # threads than requests would pace the arrivals at ap-1's own service rate (1 worker, 30 ms a
+    # request: 33 a second, its capacity), and then none need climb
+    with ThreadPoolExecutor(96) as pool:
+        outs = list(pool.map(lambda _: _infer(now["ap-1"]["url"], "digits", 64), range(96)))
     climbed = [o for o in outs if o["node"] != "ap-1"]
     assert climbed and all(o["hops"][:2] == ["ap-1", "edge-1"] for o in climbed), outs
     # and INFIDA's rounds reach the new addresses: edge-1 runs its rounds, and the bundles its
